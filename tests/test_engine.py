@@ -1,0 +1,123 @@
+"""Behaviour of the backend, Sequential, Dropout and the optimizers (beyond gradient values)."""
+import numpy as np
+import pytest
+
+import tinygan as tg
+from tinygan.backend import Backend, BackendError
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(BackendError, match="unknown backend 'torch': choose 'numpy' or 'cupy'"):
+        Backend("torch")
+
+
+def test_cupy_error_is_one_line_and_says_what_to_do():
+    try:
+        Backend("cupy")
+    except BackendError as e:
+        msg = str(e)
+        assert "\n" not in msg
+        assert "cupy-cuda12x" in msg or "no CUDA device" in msg
+    else:
+        pytest.skip("CuPy and a GPU are present: the error path cannot be exercised here")
+
+
+def test_default_dtype_is_float32(be32):
+    layer = tg.Dense(3, 2, be=be32)
+    assert layer.W.dtype == be32.xp.float32
+    assert layer(be32.randn(4, 3)).dtype == be32.xp.float32
+
+
+def test_dense_init_is_glorot_uniform(be64):
+    W = be64.to_host(tg.Dense(300, 100, be=be64).W)
+    limit = (6 / 400) ** 0.5
+    assert np.abs(W).max() <= limit and np.abs(W).max() > 0.95 * limit
+    assert abs(W.std() - limit / 3 ** 0.5) < 0.05 * limit
+
+
+def test_parameters_are_views_of_one_flat_buffer(be64):
+    model = tg.Sequential(tg.Dense(3, 4, be=be64), tg.ReLU(), tg.Dense(4, 2, be=be64))
+    assert model.flat_params.size == 3 * 4 + 4 + 4 * 2 + 2
+    model.flat_params[...] = 1.5
+    assert all(float(p.min()) == 1.5 for p, _ in model.parameters())
+    model.layers[0].dW[...] = 2.0
+    assert float(model.flat_grads[:12].min()) == 2.0
+    model.zero_grad()
+    assert float(abs(model.flat_grads).max()) == 0.0
+
+
+def test_backward_accumulates_gradients(be64):
+    model = tg.Sequential(tg.Dense(3, 2, be=be64), tg.Tanh())
+    x, dout = be64.randn(5, 3), be64.randn(5, 2)
+    model.zero_grad()
+    model.forward(x)
+    model.backward(dout)
+    once = model.flat_grads.copy()
+    model.backward(dout)
+    assert np.allclose(be64.to_host(model.flat_grads), 2 * be64.to_host(once))
+
+
+def test_state_dict_round_trip_and_errors(be64):
+    make = lambda: tg.Sequential(tg.Dense(3, 4, be=be64), tg.ReLU(), tg.Dense(4, 1, be=be64))
+    a, b = make(), make()
+    state = a.state_dict()
+    assert all(type(v) is np.ndarray for v in state.values())
+    b.load_state_dict(state)
+    x = be64.randn(2, 3)
+    assert np.array_equal(be64.to_host(a(x)), be64.to_host(b(x)))
+    with pytest.raises(ValueError, match=r"'0.W' has shape \(4, 3\), the model expects \(3, 4\)"):
+        b.load_state_dict({**state, "0.W": state["0.W"].T})
+    with pytest.raises(ValueError, match="no entry '2.b'"):
+        b.load_state_dict({k: v for k, v in state.items() if k != "2.b"})
+
+
+def test_dropout_scales_masks_and_switches_off(be64):
+    drop = tg.Dropout(0.25, be=be64)
+    x = be64.zeros(2000, 50) + 1
+    y = be64.to_host(drop(x))
+    assert abs((y == 0).mean() - 0.25) < 0.01 and np.allclose(y[y > 0], 1 / 0.75)
+    assert np.array_equal(be64.to_host(drop.backward(x)), y)  # backward reuses the forward's mask
+    drop.training = False
+    assert drop(x) is x and drop.backward(x) is x
+
+
+def test_sgd_step(be64):
+    p, g = be64.asarray([1.0, 2.0]), be64.asarray([0.5, -1.0])
+    opt = tg.SGD([(p, g)], lr=0.1, momentum=0.9)
+    opt.step()
+    opt.step()
+    # v1 = g, v2 = 0.9 g + g; p = p0 - 0.1 (v1 + v2)
+    assert np.allclose(be64.to_host(p), [1 - 0.1 * 2.9 * 0.5, 2 + 0.1 * 2.9])
+
+
+def test_adam_first_step_moves_each_parameter_by_lr(be64):
+    p, g = be64.asarray([1.0, -2.0, 3.0]), be64.asarray([10.0, -0.01, 1e-3])
+    opt = tg.Adam([(p, g)], lr=0.01)
+    opt.step()
+    # after bias correction the first update is lr * g / (|g| + eps') = lr * sign(g)
+    assert np.allclose(be64.to_host(p), [0.99, -1.99, 2.99], atol=1e-7)
+
+
+def test_adam_state_dict_round_trip(be64):
+    p, g = be64.randn(4), be64.randn(4)
+    a = tg.Adam([(p, g)], lr=0.003, betas=(0.5, 0.99))
+    for _ in range(3):
+        a.step()
+    state = a.state_dict()
+    assert state["t"] == 3 and state["beta1"] == 0.5
+    q = p.copy()
+    b = tg.Adam([(q, g)])
+    b.load_state_dict(state)
+    a.step()
+    b.step()
+    assert np.array_equal(be64.to_host(p), be64.to_host(q))
+    with pytest.raises(ValueError, match="'m.0' is missing or has the wrong shape"):
+        b.load_state_dict({**state, "m.0": np.zeros(5)})
+
+
+def test_set_backend_is_used_by_new_layers():
+    be = tg.set_backend("numpy", "float64", seed=3)
+    try:
+        assert tg.Dense(2, 2).W.dtype == np.float64 and tg.get_backend() is be
+    finally:
+        tg.set_backend()

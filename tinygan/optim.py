@@ -1,0 +1,85 @@
+"""Optimizers over (param, grad) pairs, updating parameters in place."""
+import math
+
+from .backend import xp_of
+
+
+class SGD:
+    """p -= lr * (momentum buffer, or the plain gradient)."""
+
+    def __init__(self, params, lr=0.01, momentum=0.0):
+        self.params, self.lr, self.momentum = list(params), lr, momentum
+        self.velocity = [xp_of(p).zeros_like(p) for p, _ in self.params]
+        self.t = 0
+
+    def step(self):
+        self.t += 1
+        for (p, g), vel in zip(self.params, self.velocity):
+            vel *= self.momentum
+            vel += g
+            p -= self.lr * vel
+
+    def state_dict(self):
+        return {"t": self.t, "lr": self.lr, "momentum": self.momentum,
+                **{f"velocity.{i}": _host(v) for i, v in enumerate(self.velocity)}}
+
+    def load_state_dict(self, state):
+        self.t, self.lr, self.momentum = int(state["t"]), float(state["lr"]), float(state["momentum"])
+        for i, v in enumerate(self.velocity):
+            v[...] = xp_of(v).asarray(state[f"velocity.{i}"])
+
+
+class Adam:
+    """Adam with bias correction, in the form torch.optim.Adam uses."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        self.params = list(params)  # [(param, grad)]: a Sequential's flat buffers make this one pair
+        self.lr, self.betas, self.eps = lr, tuple(betas), eps
+        self.m = [xp_of(p).zeros_like(p) for p, _ in self.params]
+        self.v = [xp_of(p).zeros_like(p) for p, _ in self.params]
+        self.scratch = [xp_of(p).empty_like(p) for p, _ in self.params]  # no allocation per step
+        self.t = 0
+
+    def step(self):
+        self.t += 1
+        b1, b2 = self.betas
+        step_size = self.lr / (1 - b1 ** self.t)
+        c2_sqrt = math.sqrt(1 - b2 ** self.t)
+        for (p, g), m, v, s in zip(self.params, self.m, self.v, self.scratch):
+            xp = xp_of(p)
+            m *= b1                       # m = b1 m + (1 - b1) g
+            xp.multiply(g, 1 - b1, out=s)
+            m += s
+            v *= b2                       # v = b2 v + (1 - b2) g^2
+            xp.multiply(g, g, out=s)
+            s *= 1 - b2
+            v += s
+            xp.sqrt(v, out=s)             # denom = sqrt(v) / sqrt(1 - b2^t) + eps
+            s /= c2_sqrt
+            s += self.eps
+            xp.divide(m, s, out=s)        # p -= lr / (1 - b1^t) * m / denom
+            s *= step_size
+            p -= s
+
+    def state_dict(self):
+        """Step count, hyperparameters and moments as plain values and host arrays."""
+        state = {"t": self.t, "lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps}
+        for i, (m, v) in enumerate(zip(self.m, self.v)):
+            state[f"m.{i}"], state[f"v.{i}"] = _host(m), _host(v)
+        return state
+
+    def load_state_dict(self, state):
+        """Restore what state_dict() returned; moment shapes must match the parameters."""
+        self.t = int(state["t"])
+        self.lr, self.betas, self.eps = float(state["lr"]), (float(state["beta1"]), float(state["beta2"])), float(state["eps"])
+        for i, (m, v) in enumerate(zip(self.m, self.v)):
+            for name, dst in ((f"m.{i}", m), (f"v.{i}", v)):
+                if name not in state or tuple(state[name].shape) != dst.shape:
+                    raise ValueError(f"optimizer state {name!r} is missing or has the wrong shape "
+                                     f"(expected {dst.shape}); was it saved from the same model?")
+                dst[...] = xp_of(dst).asarray(state[name])
+
+
+def _host(x):
+    """A host copy of x (numpy or cupy)."""
+    return x.get() if hasattr(x, "get") else x.copy()
