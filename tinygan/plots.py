@@ -1,0 +1,103 @@
+"""Host-side pictures: image grids and training curves, written atomically as PNG."""
+import os
+import tempfile
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: training runs have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+GAP = 2  # pixels between tiles
+
+
+def _as_images(images):
+    """Bring images to (N, H, W) float in [0, 1]; accepts (N, H, W), (N, 1, H, W) or square (N, H*W)."""
+    x = np.asarray(images, dtype=np.float64)
+    if x.ndim == 4 and x.shape[1] == 1:
+        x = x[:, 0]
+    elif x.ndim == 2:
+        side = int(round(np.sqrt(x.shape[1])))
+        if side * side != x.shape[1]:
+            raise ValueError(f"flat images of size {x.shape[1]} are not square")
+        x = x.reshape(len(x), side, side)
+    if x.ndim != 3 or len(x) == 0:
+        raise ValueError(f"expected a non-empty (N, H, W) stack, got shape {np.shape(images)}")
+    return np.clip(x, 0.0, 1.0)
+
+
+def image_grid(images, nrow, gap=GAP, pad_value=1.0):
+    """Tile images into one 2-D array, nrow images per row, gap pixels between tiles."""
+    # images: (N, H, W) -> (rows*H + (rows-1)*gap, cols*W + (cols-1)*gap), cols = min(nrow, N)
+    x = _as_images(images)
+    n, h, w = x.shape
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    grid = np.full((rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap), pad_value)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = x[i]
+    return grid
+
+
+def _save_atomic(fig, path, **kwargs):
+    """Save a figure to a temp PNG beside path, then os.replace it in; always close the figure."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)  # same folder so os.replace is atomic
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    finally:
+        plt.close(fig)
+
+
+def save_grid(images, path, nrow=10, row_labels=None, title=None, scale=3):
+    """Write images as a grayscale PNG grid, optional row labels on the left and a title."""
+    # images: (N, H, W) in [0, 1]; scale = screen pixels per image pixel
+    grid = image_grid(images, nrow)
+    h, w = grid.shape
+    dpi = 100
+    fig = plt.figure(figsize=(w * scale / dpi, h * scale / dpi), dpi=dpi)
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_axis_off()
+    if row_labels is not None:
+        tile_h = _as_images(images).shape[1]
+        for r, label in enumerate(row_labels):
+            y = r * (tile_h + GAP) + tile_h / 2
+            ax.text(-GAP, y, str(label), ha="right", va="center", fontsize=10)
+    if title:
+        ax.set_title(title, fontsize=11)
+    # tight bbox grows the canvas to fit labels/title outside the axes
+    _save_atomic(fig, path, dpi=dpi, bbox_inches="tight", pad_inches=0.02)
+
+
+def plot_curves(records, path):
+    """Plot losses and D(x), D(G(z)) against iteration; records are dicts with iter/d_loss/g_loss/d_real/d_fake."""
+    # missing keys become NaN (a gap in the line); extra keys are ignored; no records gives empty panels
+    def col(key):
+        return np.array([r.get(key, np.nan) for r in records], dtype=np.float64)
+
+    it = col("iter")
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    ax1.plot(it, col("d_loss"), label="D loss")
+    ax1.plot(it, col("g_loss"), label="G loss")
+    ax1.set_ylabel("loss")
+    ax1.legend(loc="upper right")
+    ax2.plot(it, col("d_real"), label="D(x)")
+    ax2.plot(it, col("d_fake"), label="D(G(z))")
+    ax2.set_ylim(0, 1)
+    ax2.set_xlabel("iteration")
+    ax2.set_ylabel("discriminator output")
+    ax2.legend(loc="upper right")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save_atomic(fig, path, dpi=100)
