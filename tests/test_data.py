@@ -1,0 +1,382 @@
+"""Tests for tinygan.data: IDX parsing, checksums and stamps, mirrors on a local server, fallback."""
+import gzip
+import hashlib
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tinygan import data
+
+SHARED = Path(__file__).resolve().parents[2] / "shared/data/mnist"
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def idx(arr):
+    """The IDX bytes of a uint8 array: 00 00 08 ndim, big-endian dims, then the data."""
+    arr = np.asarray(arr, np.uint8)
+    return bytes([0, 0, 8, arr.ndim]) + b"".join(n.to_bytes(4, "big") for n in arr.shape) + arr.tobytes()
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Never touch the real user cache or the network: HOME and XDG_CACHE_HOME in tmp, offline."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("TINYGAN_OFFLINE", "1")
+    monkeypatch.delenv("TINYGAN_DATA", raising=False)
+    monkeypatch.setattr(data, "MIRRORS", ())  # belt and braces: no default mirror is ever tried
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """A tiny synthetic MNIST (5 train, 3 test images) as raw IDX bytes; MD5 table patched to match."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (5, 28, 28)),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, 5),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (3, 28, 28)),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, 3),
+    }
+    raw = {n: idx(a) for n, a in arrays.items()}
+    for n, b in raw.items():
+        monkeypatch.setitem(data.MD5, n, hashlib.md5(b).hexdigest())
+    return raw
+
+
+def write_set(d, raw, gz=True):
+    """Write the four files into d, gzipped or raw."""
+    d.mkdir(parents=True, exist_ok=True)
+    for n, b in raw.items():
+        (d / (n + ".gz" if gz else n)).write_bytes(gzip.compress(b) if gz else b)
+    return d
+
+
+# --- a local HTTP server: /ok/, /404/, /500/, /bad/, /trunc/, /hang/, /html/ prefixes ---
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        srv = self.server
+        srv.log.append((self.path, self.headers.get("User-Agent")))
+        mode, _, name = self.path.strip("/").partition("/")
+        body = gzip.compress(srv.files.get(name.removesuffix(".gz"), b""))
+        if mode in ("404", "500"):
+            return self.send_error(int(mode))
+        if mode == "hang":
+            srv.release.wait(10)  # never answers within the client's timeout
+            return
+        if mode == "bad":  # a valid gzip of the wrong content
+            body = gzip.compress(srv.files[name.removesuffix(".gz")][:-1] + b"\x07")
+        if mode == "html":
+            body = b"<!DOCTYPE html><html><body>Access denied</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if mode == "trunc":  # promise the whole body, send half, close the connection
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(fake):
+    """A threaded http.server on 127.0.0.1, ephemeral port, serving the fake set; yields its URL."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads, srv.files, srv.log, srv.release = True, fake, [], threading.Event()
+    threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    yield srv
+    srv.release.set()
+    srv.shutdown()
+    srv.server_close()
+
+
+def names_in(d):
+    return sorted(os.listdir(d)) if d.exists() else []
+
+
+def test_download_plain(server, fake, tmp_path):
+    d = data.download_mnist(tmp_path / "dl", mirrors=[server.url + "/ok/"], timeout=2, verbose=False)
+    assert names_in(d) == sorted([n + ".gz" for n in data.ALL] + [f".{n}.gz.md5ok" for n in data.ALL])
+    for n, b in fake.items():
+        np.testing.assert_array_equal(data.read_idx(d / (n + ".gz")), data.parse_idx(b, n, data._kind(n)))
+    assert all(ua.startswith("tinygan/") for _, ua in server.log)
+
+
+@pytest.mark.parametrize("status", ["404", "500"])
+def test_first_mirror_error_then_second(server, tmp_path, status):
+    mirrors = [f"{server.url}/{status}/", server.url + "/ok/"]
+    d = data.download_mnist(tmp_path / "dl", mirrors=mirrors, timeout=2, verbose=False)
+    assert all((d / (n + ".gz")).is_file() for n in data.ALL)
+    assert [p for p, _ in server.log][:2] == [f"/{status}/train-images-idx3-ubyte.gz", "/ok/train-images-idx3-ubyte.gz"]
+
+
+@pytest.mark.parametrize("mode,words", [("bad", "checksum mismatch"), ("trunc", "truncated"), ("html", "HTML")])
+def test_bad_download_rejected_and_not_cached(server, tmp_path, mode, words):
+    d = tmp_path / "dl"
+    with pytest.raises(data.DataNotFoundError, match=words) as e:
+        data.download_mnist(d, mirrors=[f"{server.url}/{mode}/"], timeout=2, verbose=False)
+    assert "train-images-idx3-ubyte.gz" in str(e.value)
+    assert names_in(d) == []  # no .gz, no .part: nothing a later run could trust
+    data.download_mnist(d, mirrors=[f"{server.url}/{mode}/", server.url + "/ok/"], timeout=2, verbose=False)
+    for n in data.ALL:
+        data.verify(d / (n + ".gz"), n)
+
+
+def test_hanging_mirror_times_out(server, tmp_path):
+    t = time.perf_counter()
+    d = data.download_mnist(tmp_path / "dl", mirrors=[server.url + "/hang/", server.url + "/ok/"],
+                            timeout=1, verbose=False)
+    assert all((d / (n + ".gz")).is_file() for n in data.ALL)
+    assert time.perf_counter() - t < 5  # the dead mirror is waited on once, not once per file
+    with pytest.raises(data.DataNotFoundError, match="timed out"):
+        data.download_mnist(tmp_path / "dl2", mirrors=[server.url + "/hang/"], timeout=1, verbose=False)
+    assert names_in(tmp_path / "dl2") == []
+
+
+def test_load_mnist_downloads_into_cache(server, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("TINYGAN_OFFLINE")
+    x, y = data.load_mnist("train", mirrors=[server.url + "/ok/"], timeout=2, verbose=False)
+    assert x.shape == (5, 28, 28) and y.shape == (5,) and x.dtype == y.dtype == np.uint8
+    cache = tmp_path / "xdg" / "tinygan" / "mnist"
+    assert data.find_mnist(mirrors=[]) == str(cache)  # second time: from the cache, no network
+    x, y = data.load_mnist("test", mirrors=[], verbose=False)
+    assert x.shape == (3, 28, 28) and capsys.readouterr().err == ""
+
+
+# --- stamps ---
+
+def test_stamp_skips_hash_until_file_changes(fake, tmp_path, monkeypatch):
+    d = write_set(tmp_path / "d", fake)
+    p = d / "train-labels-idx1-ubyte.gz"
+    data.verify(p, "train-labels-idx1-ubyte")
+    assert (d / ".train-labels-idx1-ubyte.gz.md5ok").is_file()
+
+    def boom(path):
+        raise AssertionError("hashed again")
+    monkeypatch.setattr(data, "_md5", boom)
+    data.verify(p, "train-labels-idx1-ubyte")  # stamp hit: no hash
+    os.utime(p, ns=(0, 12345))
+    with pytest.raises(AssertionError, match="hashed again"):
+        data.verify(p, "train-labels-idx1-ubyte")
+
+
+def test_stamp_goes_to_cache_when_dir_read_only(fake, tmp_path):
+    d = write_set(tmp_path / "ro", fake)
+    d.chmod(0o555)
+    try:
+        data.find_mnist(d)
+        assert not any(n.endswith(".md5ok") for n in os.listdir(d))
+        assert len(os.listdir(tmp_path / "xdg" / "tinygan" / "stamps")) == 4
+    finally:
+        d.chmod(0o755)
+
+
+def test_stamp_write_failure_is_harmless(fake, tmp_path, monkeypatch):
+    d = write_set(tmp_path / "d", fake)
+
+    def fail(path, b):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(data, "_atomic_write", fail)
+    assert data.find_mnist(d) == str(d)
+
+
+# --- offline fallback ---
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_offline_fallback_to_bundled(split, capsys):
+    x, y = data.load_mnist(split)
+    assert x.shape == (10000, 28, 28) and y.shape == (10000,) and x.dtype == y.dtype == np.uint8
+    assert np.bincount(y, minlength=10).tolist() == TEST_COUNTS
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "bundled" in err[0] and "--data" in err[0] and "TINYGAN_DATA" in err[0]
+    assert ("TRAINING" in err[0]) == (split == "train")
+    assert data.find_mnist() is None
+
+
+def test_download_false_falls_back(monkeypatch, capsys):
+    monkeypatch.delenv("TINYGAN_OFFLINE")
+    assert data.load_mnist(download=False, verbose=False)[0].shape == (10000, 28, 28)
+    assert capsys.readouterr().err == ""
+
+
+def test_bundled_files_present():
+    names = set(os.listdir(data.bundled_dir()))
+    assert {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "README.md"} <= names
+
+
+# --- every error names the file and says what to do ---
+
+def test_error_truncated(tmp_path):
+    p = tmp_path / "train-images-idx3-ubyte"
+    p.write_bytes(idx(np.zeros((2, 28, 28)))[:-10])
+    with pytest.raises(data.IDXFormatError, match="truncated") as e:
+        data.read_idx(p)
+    assert str(p) in str(e.value) and "download it again" in str(e.value)
+
+
+def test_error_wrong_magic(tmp_path):
+    p = tmp_path / "train-labels-idx1-ubyte"
+    p.write_bytes(idx(np.zeros((2, 28, 28))))  # an images file under a labels name: ndim 3, not 1
+    with pytest.raises(data.IDXFormatError, match="wrong magic number 00 00 08 03, expected 00 00 08 01") as e:
+        data.read_idx(p)
+    assert str(p) in str(e.value)
+    p.write_bytes(b"\x12\x34" + idx([1, 2])[2:])
+    with pytest.raises(data.IDXFormatError, match="magic"):
+        data.read_idx(p)
+
+
+def test_error_html_saved_as_gz(tmp_path):
+    p = tmp_path / "train-images-idx3-ubyte.gz"
+    p.write_bytes(b"\n<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head></html>")
+    with pytest.raises(data.IDXFormatError, match="HTML page") as e:
+        data.read_idx(p)
+    assert str(p) in str(e.value)
+
+
+def test_error_corrupt_gzip(tmp_path):
+    p = tmp_path / "x.gz"
+    p.write_bytes(gzip.compress(idx(np.arange(100)))[:-12])
+    with pytest.raises(data.IDXFormatError, match="corrupt gzip") as e:
+        data.read_idx(p)
+    assert str(p) in str(e.value)
+
+
+def test_error_label_out_of_range(tmp_path):
+    p = tmp_path / "t10k-labels-idx1-ubyte"
+    p.write_bytes(idx([1, 2, 10]))
+    with pytest.raises(data.IDXFormatError, match=r"label 10 at index 2, expected digits 0\.\.9"):
+        data.read_idx(p)
+
+
+def test_error_checksum_mismatch(fake, tmp_path, monkeypatch):
+    d = write_set(tmp_path / "d", fake)
+    monkeypatch.setitem(data.MD5, "t10k-labels-idx1-ubyte", "0" * 32)
+    with pytest.raises(data.ChecksumError, match="checksum mismatch") as e:
+        data.load_mnist(data_dir=d)
+    assert "t10k-labels-idx1-ubyte.gz" in str(e.value) and "0" * 32 in str(e.value)
+
+
+def test_error_missing_directory_and_files(fake, tmp_path, monkeypatch):
+    with pytest.raises(data.DataNotFoundError, match="no such directory") as e:
+        data.load_mnist(data_dir=tmp_path / "nope")
+    assert "nope" in str(e.value)
+    d = write_set(tmp_path / "d", {k: v for k, v in fake.items() if "train" not in k})
+    with pytest.raises(data.DataNotFoundError, match="missing train-images-idx3-ubyte"):
+        data.find_mnist(d)
+    monkeypatch.setenv("TINYGAN_DATA", str(tmp_path / "gone"))
+    with pytest.raises(data.DataNotFoundError, match=r"\$TINYGAN_DATA .*gone: no such directory"):
+        data.load_mnist()
+
+
+def test_error_cache_not_writable(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    with pytest.raises(data.MNISTDataError, match="cannot write to the MNIST cache") as e:
+        data.download_mnist(data.cache_dir() / "mnist", mirrors=["http://127.0.0.1:9/"])
+    assert str(blocker) in str(e.value)
+    monkeypatch.delenv("TINYGAN_OFFLINE")
+    x, _ = data.load_mnist(mirrors=["http://127.0.0.1:9/"])  # falls back, and says why
+    err = capsys.readouterr().err.splitlines()
+    assert x.shape[0] == 10000 and len(err) == 1 and "cannot write to the MNIST cache" in err[0]
+
+
+def test_exception_hierarchy():
+    assert issubclass(data.IDXFormatError, data.MNISTDataError) and issubclass(data.IDXFormatError, ValueError)
+    assert issubclass(data.ChecksumError, data.MNISTDataError)
+    assert issubclass(data.DataNotFoundError, data.MNISTDataError)
+
+
+def test_scaling():
+    x = np.array([0, 128, 255], np.uint8)
+    assert data.to_unit(x).dtype == data.to_signed(x).dtype == np.float32
+    np.testing.assert_allclose(data.to_unit(x), [0, 128 / 255, 1], rtol=1e-6)
+    np.testing.assert_allclose(data.to_signed(x), [-1, 128 / 127.5 - 1, 1], rtol=1e-6, atol=1e-7)
+
+
+# --- property-based: the parser round-trips and fails only with IDXFormatError ---
+
+arrays = hnp.arrays(np.uint8, hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=6))
+fast = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@fast
+@given(a=arrays, gz=st.booleans())
+def test_roundtrip(tmp_path, a, gz):
+    p = tmp_path / "x.idx"
+    p.write_bytes(gzip.compress(idx(a)) if gz else idx(a))
+    b = data.read_idx(p)
+    assert b.dtype == np.uint8 and b.shape == a.shape and np.array_equal(a, b)
+
+
+def raises_only_idx_error(tmp_path, blob, strict):
+    """Read blob as a file; any failure must be IDXFormatError (and there must be one if strict)."""
+    p = tmp_path / "t10k-labels-idx1-ubyte"  # a labels name: the 0..9 check runs as well
+    p.write_bytes(blob)
+    try:
+        data.read_idx(p)
+    except data.IDXFormatError:
+        return
+    assert not strict, "corrupt file was accepted"
+
+
+labels = hnp.arrays(np.uint8, st.integers(0, 40), elements=st.integers(0, 9))
+
+
+@fast
+@given(a=labels, gz=st.booleans(), cut=st.floats(0, 1, exclude_max=True))
+def test_truncation_raises(tmp_path, a, gz, cut):
+    blob = gzip.compress(idx(a)) if gz else idx(a)
+    raises_only_idx_error(tmp_path, blob[: int(cut * len(blob))], strict=True)
+
+
+@fast
+@given(a=labels, gz=st.booleans(), junk=st.binary(min_size=1, max_size=20))
+def test_appended_junk_raises(tmp_path, a, gz, junk):
+    raises_only_idx_error(tmp_path, (gzip.compress(idx(a)) if gz else idx(a)) + junk, strict=not gz)
+
+
+@fast
+@given(a=labels, gz=st.booleans(), flips=st.lists(st.tuples(st.integers(0, 11), st.integers(1, 255)), min_size=1, max_size=4))
+def test_header_flips_raise_only_idx_error(tmp_path, a, gz, flips):
+    blob = bytearray(gzip.compress(idx(a)) if gz else idx(a))
+    for i, x in flips:
+        blob[i % len(blob)] ^= x
+    raises_only_idx_error(tmp_path, bytes(blob), strict=False)
+
+
+@fast
+@given(blob=st.one_of(st.binary(max_size=64), st.binary(max_size=64).map(lambda b: b"\x1f\x8b" + b),
+                      st.binary(max_size=64).map(lambda b: b"\x00\x00\x08\x01" + b)))
+def test_random_bytes_raise_only_idx_error(tmp_path, blob):
+    raises_only_idx_error(tmp_path, blob, strict=False)
+
+
+# --- the real thing, when the full data set sits beside the checkout ---
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"full MNIST not found at {SHARED}")
+def test_full_mnist_from_shared_dir():
+    before = names_in(SHARED)
+    assert data.find_mnist(SHARED) == str(SHARED)
+    for split, n, counts in (("train", 60000, TRAIN_COUNTS), ("test", 10000, TEST_COUNTS)):
+        x, y = data.load_mnist(split, data_dir=SHARED)
+        assert x.shape == (n, 28, 28) and y.shape == (n,) and x.dtype == y.dtype == np.uint8
+        assert np.bincount(y, minlength=10).tolist() == counts
+    for name, want in data.MD5.items():  # checked independently of tinygan's own reader
+        raw = SHARED / name
+        blob = raw.read_bytes() if raw.is_file() else gzip.decompress((SHARED / (name + ".gz")).read_bytes())
+        assert hashlib.md5(blob).hexdigest() == want
+    assert names_in(SHARED) == before  # a read-only data dir is left as it was (stamps go to the cache)
