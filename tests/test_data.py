@@ -20,10 +20,7 @@ TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def idx(arr):
-    """The IDX bytes of a uint8 array: 00 00 08 ndim, big-endian dims, then the data."""
-    arr = np.asarray(arr, np.uint8)
-    return bytes([0, 0, 8, arr.ndim]) + b"".join(n.to_bytes(4, "big") for n in arr.shape) + arr.tobytes()
+idx = data.idx_bytes
 
 
 @pytest.fixture(autouse=True)

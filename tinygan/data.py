@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .fileio import atomic_write
+
 # Standard file names; each may be raw or gzipped (name + ".gz").
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -123,6 +125,17 @@ def parse_idx(data, name="<bytes>", kind=None):
     return x
 
 
+def idx_bytes(arr):
+    """The IDX encoding of a uint8 array: 00 00 08 ndim, big-endian sizes, then the data."""
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    return bytes([0, 0, 8, arr.ndim]) + b"".join(n.to_bytes(4, "big") for n in arr.shape) + arr.tobytes()
+
+
+def write_idx(path, arr):
+    """Write a uint8 array as a raw IDX file, atomically."""
+    _atomic_write(Path(path), idx_bytes(arr))
+
+
 def read_idx(path, kind=None):
     """Read a raw or gzipped IDX file into a uint8 array (kind from the MNIST file name if None)."""
     return parse_idx(_read_bytes(path), str(path), kind or _kind(path))
@@ -159,15 +172,8 @@ def _writable(d):
 
 
 def _atomic_write(path, data):
-    """Write bytes via a temp file in the same directory, then os.replace (never half a file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write bytes atomically (never half a file)."""
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _stamps(path, beside=True):

@@ -1,12 +1,10 @@
 """Host-side pictures: image grids and training curves, written atomically as PNG."""
 import os
-import tempfile
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # a bare Figure draws headless (Agg) without touching pyplot's state
 
-matplotlib.use("Agg")  # headless: training runs have no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from .fileio import atomic_write
 
 GAP = 2  # pixels between tiles
 
@@ -41,21 +39,9 @@ def image_grid(images, nrow, gap=GAP, pad_value=1.0):
 
 
 def _save_atomic(fig, path, **kwargs):
-    """Save a figure to a temp PNG beside path, then os.replace it in; always close the figure."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)  # same folder so os.replace is atomic
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    finally:
-        plt.close(fig)
+    """Save a figure as PNG to path atomically, creating its folder."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", **kwargs))
 
 
 def save_grid(images, path, nrow=10, row_labels=None, title=None, scale=3):
@@ -64,7 +50,7 @@ def save_grid(images, path, nrow=10, row_labels=None, title=None, scale=3):
     grid = image_grid(images, nrow)
     h, w = grid.shape
     dpi = 100
-    fig = plt.figure(figsize=(w * scale / dpi, h * scale / dpi), dpi=dpi)
+    fig = Figure(figsize=(w * scale / dpi, h * scale / dpi), dpi=dpi)
     ax = fig.add_axes([0, 0, 1, 1])
     ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
@@ -86,7 +72,8 @@ def plot_curves(records, path):
         return np.array([r.get(key, np.nan) for r in records], dtype=np.float64)
 
     it = col("iter")
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    fig = Figure(figsize=(8, 6))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
     ax1.plot(it, col("d_loss"), label="D loss")
     ax1.plot(it, col("g_loss"), label="G loss")
     ax1.set_ylabel("loss")

@@ -1,0 +1,171 @@
+"""Train a GAN on MNIST: python examples/train_mnist.py [--preset deep] [--conditional] [--backend cupy]."""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+import tinygan as tg  # noqa: E402
+from tinygan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from tinygan.fileio import atomic_write  # noqa: E402
+from tinygan.data import MNISTDataError, load_mnist  # noqa: E402
+from tinygan.gan import GAN, PRESETS, Dataset, make_config  # noqa: E402
+from tinygan.plots import plot_curves, save_grid  # noqa: E402
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """One line and exit code 2, instead of argparse's usage block."""
+        print(f"train_mnist.py: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def positive(cast):
+    """An argparse type: a number of `cast` that must be > 0."""
+    def parse(text):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {cast.__name__}") from None
+        if not value > 0 or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite {cast.__name__}")
+        return value
+    return parse
+
+
+def sizes(text):
+    """An argparse type: comma-separated positive layer sizes, e.g. 128,256."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of positive sizes such as 256,512")
+    return values
+
+
+def parse_args(argv):
+    p = Parser(description="Train a GAN on MNIST with tinygan.")
+    p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="seed",
+                   help="seed: the original 100-128-784 design; deep: the stronger LeakyReLU/tanh MLP")
+    p.add_argument("--conditional", action="store_true", help="give the digit label to G and D")
+    p.add_argument("--iterations", type=positive(int), help="training iterations (preset default)")
+    p.add_argument("--batch-size", type=positive(int))
+    p.add_argument("--lr", type=positive(float))
+    p.add_argument("--beta1", type=float)
+    p.add_argument("--beta2", type=float)
+    p.add_argument("--latent-dim", type=positive(int))
+    p.add_argument("--g-hidden", type=sizes, help="generator hidden sizes, e.g. 128,256,512,1024")
+    p.add_argument("--d-hidden", type=sizes, help="discriminator hidden sizes, e.g. 512,256")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/mnist", help="folder for samples, curves, log and checkpoints")
+    p.add_argument("--sample-every", type=positive(int), default=1000)
+    p.add_argument("--checkpoint-every", type=positive(int), default=1000)
+    p.add_argument("--log-every", type=positive(int), default=100)
+    p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint (its config is used)")
+    p.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files (.gz or raw)")
+    args = p.parse_args(argv)
+    for name in ("beta1", "beta2"):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value < 1:
+            p.error(f"argument --{name}: {value} must be in [0, 1)")
+    if args.resume and not os.path.isfile(args.resume):
+        p.error(f"argument --resume: {args.resume!r} does not exist (checkpoints are written as OUT/checkpoint.npz)")
+    return args
+
+
+def main(argv=None):
+    # --- config ---
+    args = parse_args(argv)
+    if args.resume:
+        try:
+            config = read_checkpoint(args.resume)[1]
+        except CheckpointError as e:
+            sys.exit(f"train_mnist.py: error: {e}")
+        config["iterations"] = args.iterations or config["iterations"]
+    else:
+        config = make_config(args.preset, conditional=args.conditional, seed=args.seed, iterations=args.iterations,
+                             batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, beta2=args.beta2,
+                             latent_dim=args.latent_dim, g_hidden=args.g_hidden, d_hidden=args.d_hidden)
+    out = args.out
+    try:
+        os.makedirs(out, exist_ok=True)
+        be = tg.Backend(args.backend, "float32", seed=config["seed"])
+        images, labels = load_mnist("train", data_dir=args.data)
+    except (tg.BackendError, MNISTDataError, OSError) as e:
+        sys.exit(f"train_mnist.py: error: {e}")
+    gan = GAN(config, be)
+    if args.resume:
+        try:
+            load_checkpoint(args.resume, gan)
+        except CheckpointError as e:
+            sys.exit(f"train_mnist.py: error: {e}")
+    data = Dataset(images, labels, be, config["data_range"])
+    atomic_write(os.path.join(out, "config.json"), lambda f: f.write(json.dumps(config, indent=2).encode()))
+
+    # Fixed noise for the sample grids, from its own generator so it is the same after a resume.
+    fixed_z = be.asarray(np.random.default_rng(config["seed"] + 1).standard_normal((100, config["latent_dim"])))
+    fixed_y = be.xp.asarray(np.repeat(np.arange(10), 10)) if config["conditional"] else None  # row r: digit r
+    log_path = os.path.join(out, "log.jsonl")
+    records = []
+    if args.resume and os.path.exists(log_path):  # keep the log up to the checkpoint, drop what came after
+        with open(log_path) as f:
+            records = [r for r in map(json.loads, f) if r["iter"] <= gan.iteration]
+    atomic_write(log_path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in records).encode()))
+    written = {"config.json", "log.jsonl"}
+
+    def save_samples(name):
+        images = be.to_host(gan.generate(fixed_z, fixed_y)).reshape(-1, 28, 28)
+        rows = [str(d) for d in range(10)] if config["conditional"] else None
+        save_grid(images, os.path.join(out, name), nrow=10, row_labels=rows, title=f"iteration {gan.iteration}")
+        written.add(name)
+
+    # --- loop ---
+    iterations, B = config["iterations"], config["batch_size"]
+    print(f"training {config['preset']} GAN{' (conditional)' if config['conditional'] else ''} on "
+          f"{len(data)} images, {args.backend}, batch {B}, iterations {gan.iteration}->{iterations}, out {out}/")
+    bar = tqdm(total=iterations, initial=gan.iteration, unit="it", dynamic_ncols=True)
+    start = time.time()
+    while gan.iteration < iterations:
+        real, y = data.sample(B)
+        stats = gan.step(real, y if config["conditional"] else None)
+        i = gan.iteration
+        bar.update(1)
+        last = i == iterations
+        if i % args.log_every == 0 or i % args.checkpoint_every == 0 or last:
+            record = {"iter": i, **{k: float(v) for k, v in stats.items()}, "seconds": round(time.time() - start, 2)}
+            if not all(math.isfinite(record[k]) for k in stats):
+                bar.close()
+                sys.exit(f"train_mnist.py: stopped at iteration {i}: a loss became {record['d_loss']} / "
+                         f"{record['g_loss']} (d_loss / g_loss). The last good checkpoint is untouched in "
+                         f"{out}/; try a lower --lr.")
+            records.append(record)
+            with open(log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            bar.set_postfix(d_loss=f"{record['d_loss']:.3f}", g_loss=f"{record['g_loss']:.3f}",
+                            Dx=f"{record['d_real']:.2f}", DGz=f"{record['d_fake']:.2f}")
+        if i % args.sample_every == 0 or last:
+            save_samples(f"samples_{i:06d}.png")
+            plot_curves(records, os.path.join(out, "curves.png"))
+            written.add("curves.png")
+            tqdm.write(f"iter {i:6d}  d_loss {record['d_loss']:.3f}  g_loss {record['g_loss']:.3f}  "
+                       f"D(x) {record['d_real']:.2f}  D(G(z)) {record['d_fake']:.2f}  -> samples_{i:06d}.png")
+        if i % args.checkpoint_every == 0 or last:
+            save_checkpoint(os.path.join(out, "checkpoint.npz"), gan)
+            written.add("checkpoint.npz")
+    bar.close()
+
+    print(f"done: {iterations} iterations in {time.time() - start:.0f}s. Wrote to {out}/:")
+    for name in sorted(written):
+        print(f"  {name}")
+    print(f"generate digits: python examples/sample.py --checkpoint {out}/checkpoint.npz --n 64")
+
+
+if __name__ == "__main__":
+    main()

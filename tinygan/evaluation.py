@@ -1,0 +1,173 @@
+"""Host-side evaluation of generated digits with the shipped MNIST classifier (FD, balance, precision/recall, memorization)."""
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import data, metrics
+from .backend import get_backend
+
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "classifier.npz"
+N_FLOOR = 10000  # real train images in the FD floor, as many as a typical generated set
+N_NN = 2000      # samples checked for memorization (each is compared with all 60k train images)
+K = 3            # neighbours for k-NN precision / recall
+RETRAIN = "regenerate it with: python examples/train_classifier.py --data DIR"
+
+_models = {}      # (backend, weights path) -> classifier
+_references = {}  # (data_dir, weights path) -> Reference
+
+
+def load_classifier_weights(path=None):
+    """{name: float array} from the classifier .npz (default: the shipped tinygan/weights/classifier.npz)."""
+    path = Path(path) if path is not None else WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: classifier weights not found; {RETRAIN}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise ValueError(f"{path}: not a readable classifier .npz ({type(e).__name__}: {e}); "
+                         f"the file is corrupt or truncated: {RETRAIN}") from None
+
+
+def _classifier(be, path):
+    """The classifier for this backend and weights file, built once."""
+    from .classifier import load_classifier
+    key = (be, str(path or WEIGHTS))
+    if key not in _models:
+        _models[key] = load_classifier(be, path)
+    return _models[key]
+
+
+def _features(be, path, images):
+    """(probs (N, 10), features (N, 256)) as float64 host arrays."""
+    from .classifier import predict
+    probs, feats = predict(_classifier(be, path), images)
+    return probs.astype(np.float64), feats.astype(np.float64)
+
+
+class Reference:
+    """Real MNIST statistics a generated set is compared with; the costly parts are computed on first use."""
+
+    def __init__(self, data_dir=None, be=None, path=None, download=True, seed=0):
+        self.be, self.path, self.seed = be or get_backend(), path, seed
+        # full: the 60k train split is available; otherwise only the bundled t10k split (train = test)
+        self.full = data.find_mnist(data_dir, download=download, verbose=False) is not None
+        self.data_dir = data_dir
+        x_test, self.test_labels = data.load_mnist("test", data_dir, download=False, verbose=False)  # find_mnist fetched it if it could
+        self.test_images = data.to_unit(x_test)                                      # (10000, 28, 28)
+        self.test_probs, self.test_feats = _features(self.be, path, self.test_images)  # (10000, 10), (10000, 256)
+        self.mu, self.sigma = metrics.feature_stats(self.test_feats)
+        self._train, self._fd_floor, self._nn_real = None, None, None
+
+    @property
+    def train_images(self):
+        """Training images as float32 (M, 784) in [0, 1]: what a GAN may have memorized."""
+        if self._train is None:
+            # without the full set load_mnist("train") falls back to the bundled t10k split, which is then what was trained on
+            x, _ = data.load_mnist("train", self.data_dir, download=False, verbose=False)
+            self._train = data.to_unit(x).reshape(len(x), -1)
+        return self._train
+
+    def fd_floor(self):
+        """FD of 10k real train images against the test set: the best a generator can hope for (None without the train split)."""
+        if not self.full:
+            return None
+        if self._fd_floor is None:
+            idx = np.random.default_rng(self.seed).choice(len(self.train_images), N_FLOOR, replace=False)
+            _, feats = _features(self.be, self.path, self.train_images[idx])
+            self._fd_floor = metrics.frechet_distance(*metrics.feature_stats(feats), self.mu, self.sigma)
+        return self._fd_floor
+
+    def nn_real_test(self):
+        """Mean nearest-train distance of held-out test images: the memorization baseline (None without the train split)."""
+        if not self.full:
+            return None
+        if self._nn_real is None:
+            self._nn_real = float(metrics.nearest_distance(_subset(self.test_images, self.seed), self.train_images).mean())
+        return self._nn_real
+
+
+def load_reference(data_dir=None, be=None, path=None, download=True):
+    """The Reference for this data folder and weights file, built once per process."""
+    key = (str(Path(data_dir).expanduser().resolve()) if data_dir is not None else None, str(path or WEIGHTS))
+    if key not in _references:
+        _references[key] = Reference(data_dir, be, path, download)
+    return _references[key]
+
+
+def real_fd_floor(data_dir=None, be=None, reference=None):
+    """FD between 10k real train images and the test set, in classifier features (cached)."""
+    return (reference or load_reference(data_dir, be)).fd_floor()
+
+
+def _subset(x, seed, n=N_NN):
+    """At most n rows of x, drawn without replacement by a seeded generator."""
+    if len(x) <= n:
+        return x
+    return x[np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))]
+
+
+def _check_images(images):
+    """Images as float32 (N, 28, 28) in [0, 1], or a ValueError saying what is wrong."""
+    x = np.asarray(images.get() if hasattr(images, "get") else images)  # cupy -> host
+    if x.ndim == 2 and x.shape[1] == 784:
+        x = x.reshape(-1, 28, 28)
+    if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) <= K:
+        raise ValueError(f"images must be (N, 28, 28) or (N, 784) with N > {K}, got shape {x.shape}")
+    if x.dtype == np.uint8:
+        raise ValueError("images are uint8 pixels: convert with tinygan.data.to_unit(x) to floats in [0, 1]")
+    x = x.astype(np.float32, copy=False)
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -0.01 or hi > 1.01:
+        raise ValueError(f"images span [{lo:.3g}, {hi:.3g}], expected [0, 1]; "
+                         "map tanh outputs in [-1, 1] with (x + 1) / 2")
+    return x
+
+
+def evaluate_images(images, requested=None, be=None, reference=None, data_dir=None, download=True, seed=0):
+    """Score generated digits (float (N, 28, 28) in [0, 1]) against real MNIST; requested: (N,) digits asked for."""
+    x = _check_images(images)
+    ref = reference or load_reference(data_dir, be, download=download)
+    probs, feats = _features(ref.be, ref.path, x)  # (N, 10), (N, 256)
+    hist = metrics.class_histogram(probs)
+    out = {"n": len(x), "full_mnist": ref.full}
+    out["fd"] = metrics.frechet_distance(*metrics.feature_stats(feats), ref.mu, ref.sigma)
+    out["fd_floor"] = ref.fd_floor()
+    out["class_hist"] = [float(h) for h in hist]
+    out["entropy"] = metrics.normalized_entropy(hist)
+    out["collapsed"] = bool(metrics.is_collapsed(hist))
+    out["confidence"] = float(probs.max(axis=1).mean())
+    out["cond_accuracy"] = None
+    if requested is not None:
+        req = np.asarray(requested.get() if hasattr(requested, "get") else requested).reshape(-1)
+        if len(req) != len(x):
+            raise ValueError(f"requested has {len(req)} labels for {len(x)} images; give one digit per image")
+        out["cond_accuracy"] = float((probs.argmax(axis=1) == req).mean())
+    out["precision"], out["recall"] = metrics.knn_precision_recall(ref.test_feats, feats, k=K)
+    out["nn_dist_mean"] = float(metrics.nearest_distance(_subset(x, seed), ref.train_images).mean())
+    out["nn_dist_real_test"] = ref.nn_real_test()
+    return out
+
+
+def _num(v, fmt="{:.3f}"):
+    """A number formatted, or 'n/a' for None."""
+    return "n/a" if v is None else fmt.format(v)
+
+
+def format_table(result):
+    """The result of evaluate_images as a short text table."""
+    r = result
+    hist = " ".join(f"{d}:{p:.2f}" for d, p in enumerate(r["class_hist"]))
+    floor = _num(r["fd_floor"]) if r["full_mnist"] else "n/a (full MNIST not found)"
+    rows = [
+        f"MNIST classifier evaluation, N = {r['n']}",
+        f"  FD vs test set (features)    {r['fd']:10.3f}   real train vs test floor: {floor}",
+        f"  class histogram              {hist}",
+        f"  entropy (normalized)         {r['entropy']:10.3f}   collapsed: {'YES' if r['collapsed'] else 'no'}",
+        f"  confidence (mean top prob)   {r['confidence']:10.3f}",
+        f"  conditional accuracy         {_num(r['cond_accuracy']):>10}",
+        f"  precision / recall (k={K})    {r['precision']:10.3f} / {r['recall']:.3f}",
+        f"  nearest train image (mean)   {r['nn_dist_mean']:10.3f}   real test images: {_num(r['nn_dist_real_test'])}",
+    ]
+    return "\n".join(rows)

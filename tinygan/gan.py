@@ -1,0 +1,138 @@
+"""A GAN: generator, discriminator, their Adams, and one training step."""
+from .backend import xp_of
+from .layers import Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from .losses import bce, bce_with_logits
+from .optim import Adam
+
+N_CLASSES, IMAGE = 10, 784
+
+PRESETS = {
+    # The original design: Keras MLP GAN on [0, 1] data, sigmoid outputs and clipped BCE.
+    "seed": dict(g_hidden=[128], d_hidden=[128], act="relu", g_out="sigmoid", d_logits=False,
+                 data_range="unit", lr=2e-4, beta1=0.5, beta2=0.999, batch_size=64, iterations=10000,
+                 latent_dim=100, d_dropout=0.0, smooth=1.0, ema=0.0),
+    # The stronger MLP of the popular reference implementations, on [-1, 1] data.
+    "deep": dict(g_hidden=[128, 256, 512, 1024], d_hidden=[512, 256], act="leaky", g_out="tanh", d_logits=True,
+                 data_range="signed", lr=2e-4, beta1=0.5, beta2=0.999, batch_size=64, iterations=10000,
+                 latent_dim=100, d_dropout=0.0, smooth=1.0, ema=0.0),
+}
+
+
+def make_config(preset="seed", **overrides):
+    """A preset's settings with overrides applied (None means keep the preset's value)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}: choose one of {sorted(PRESETS)}")
+    config = dict(PRESETS[preset], preset=preset, conditional=False, seed=0)
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    return config
+
+
+def mlp(sizes, act, out, be, dropout=0.0):
+    """Dense layers of the given sizes with an activation (and dropout) between, then `out`."""
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(Dense(a, b, be=be))
+        if i < len(sizes) - 2:
+            layers.append(ReLU() if act == "relu" else LeakyReLU(0.2))
+            if dropout:
+                layers.append(Dropout(dropout, be=be))
+    if out:
+        layers.append({"sigmoid": Sigmoid, "tanh": Tanh}[out]())
+    return Sequential(*layers, be=be)
+
+
+class GAN:
+    """Owns G, D and their Adams; step() trains both on one real batch."""
+
+    def __init__(self, config, be):
+        self.config, self.be, self.iteration = config, be, 0
+        c, extra = config, N_CLASSES if config["conditional"] else 0
+        self.G = mlp([c["latent_dim"] + extra, *c["g_hidden"], IMAGE], c["act"], c["g_out"], be)
+        self.D = mlp([IMAGE + extra, *c["d_hidden"], 1], c["act"], None if c["d_logits"] else "sigmoid", be,
+                     c["d_dropout"])
+        adam = dict(lr=c["lr"], betas=(c["beta1"], c["beta2"]))
+        # One fused Adam update per model, over its flat parameter and gradient buffers.
+        self.opt_g = Adam([(self.G.flat_params, self.G.flat_grads)], **adam)
+        self.opt_d = Adam([(self.D.flat_params, self.D.flat_grads)], **adam)
+        self.ema = self.G.flat_params.copy() if c["ema"] else None  # averaged G weights for sampling
+        self.loss = bce_with_logits if c["d_logits"] else bce
+        self.eye = be.xp.eye(N_CLASSES, dtype=be.dtype)  # one-hot rows for labels
+
+    def with_labels(self, x, labels):
+        """x, with the one-hot label appended in conditional mode."""
+        if not self.config["conditional"]:
+            return x
+        return self.be.xp.concatenate([x, self.eye[labels]], axis=1)  # (B, n + 10)
+
+    def prob(self, out):
+        """D's output as a probability (D ends in logits or in a sigmoid, by preset)."""
+        return 0.5 + 0.5 * xp_of(out).tanh(0.5 * out) if self.config["d_logits"] else out
+
+    def step(self, real, labels=None):
+        """One D update on real and fake, then one G update through a frozen D; returns 0-d arrays."""
+        be, xp, B = self.be, self.be.xp, real.shape[0]  # real: (B, 784) in the preset's data range
+        if self.config["conditional"] and labels is None:
+            raise ValueError("a conditional GAN's step needs the real batch's labels")
+
+        # Discriminator: real labelled `smooth` (1, or 0.9 for one-sided smoothing), fake labelled 0.
+        # Both go through D as one concatenated batch: mean BCE over 2B = (loss_real + loss_fake) / 2.
+        fake_labels = be.randint(N_CLASSES, B) if labels is not None else None
+        fake = self.G.forward(self.with_labels(be.randn(B, self.config["latent_dim"]), fake_labels))
+        both = xp.concatenate([self.with_labels(real, labels), self.with_labels(fake, fake_labels)])
+        target = xp.concatenate([be.zeros(B, 1) + self.config["smooth"], be.zeros(B, 1)])
+        self.D.zero_grad()
+        out = self.D.forward(both)                              # (2B, 1)
+        d_loss, grad = self.loss(out, target)
+        self.D.backward(grad)
+        self.opt_d.step()
+        p = self.prob(out)
+        d_real, d_fake = p[:B].mean(), p[B:].mean()
+
+        # Generator, non-saturating: minimise BCE(D(G(z)), 1) = -log D(G(z)). D is frozen: its
+        # backward returns the input gradient and leaves D's parameter gradients alone.
+        z_labels = be.randint(N_CLASSES, B) if labels is not None else None
+        self.G.zero_grad()
+        fake = self.G.forward(self.with_labels(be.randn(B, self.config["latent_dim"]), z_labels))
+        out = self.D.forward(self.with_labels(fake, z_labels))
+        g_loss, grad = self.loss(out, be.zeros(B, 1) + 1)
+        dx = self.D.backward(grad, param_grads=False)          # (B, 784 [+10])
+        self.G.backward(dx[:, :IMAGE])                          # the label columns are inputs, not G's
+        self.opt_g.step()
+
+        if self.ema is not None:                                # ema = d ema + (1 - d) params
+            self.ema *= self.config["ema"]
+            self.ema += (1 - self.config["ema"]) * self.G.flat_params
+        self.iteration += 1
+        return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
+
+    def generate(self, z, labels=None):
+        """Images in [0, 1], shape (N, 784), from noise z (and labels); uses the EMA weights if kept."""
+        if self.ema is not None:
+            live = self.G.flat_params.copy()
+            self.G.flat_params[...] = self.ema
+        out = self.G.forward(self.with_labels(z, labels))
+        if self.ema is not None:
+            self.G.flat_params[...] = live
+        return (out + 1) / 2 if self.config["g_out"] == "tanh" else out
+
+
+class Dataset:
+    """Images kept on the device as uint8, converted to the preset's range one batch at a time."""
+
+    def __init__(self, images, labels, be, data_range="unit"):
+        self.be = be
+        self.images = be.asarray(images.reshape(len(images), IMAGE), dtype="uint8")  # (N, 784) uint8
+        self.labels = be.asarray(labels, dtype="int64")                                # (N,)
+        # unit: x / 255 in [0, 1]; signed: x / 127.5 - 1 in [-1, 1]
+        self.scale, self.shift = (1 / 255, 0.0) if data_range == "unit" else (1 / 127.5, -1.0)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def sample(self, batch_size):
+        """A random batch (with replacement) as floats, and its labels."""
+        idx = self.be.randint(len(self), batch_size)
+        x = self.images[idx].astype(self.be.dtype)
+        x *= self.scale
+        x += self.shift
+        return x, self.labels[idx]
