@@ -78,7 +78,11 @@ def save(model, recipe, out):
 def main():
     args = parse_args()
     data_dir = args.data if args.data is not None else (str(SHARED) if SHARED.is_dir() else None)
-    if data.find_mnist(data_dir) is None:
+    try:
+        found = data.find_mnist(data_dir)
+    except data.MNISTDataError as e:
+        sys.exit(f"train_classifier: {e}")
+    if found is None:
         sys.exit("train_classifier: the full 60k MNIST train split is needed (the bundled 10k is the test set); "
                  "pass --data DIR with the four MNIST files, or set $TINYGAN_DATA")
     x_train, y_train = data.load_mnist("train", data_dir=data_dir)
@@ -104,8 +108,7 @@ def main():
             model.backward(grad)
             opt.step()
             total += float(loss) * len(x)
-        acc = accuracy(model, x_test, y_test)
-        model.train()
+        acc = accuracy(model, x_test, y_test)  # predict switches dropout off, then back on
         log.append({"epoch": epoch + 1, "lr": opt.lr, "train_loss": total / n, "test_accuracy": acc})
         print(f"epoch {epoch + 1:2d}/{args.epochs}  lr {opt.lr:.2e}  loss {total / n:.4f}  "
               f"test acc {acc:.4f}  {time.time() - t0:.0f}s", flush=True)

@@ -58,7 +58,16 @@ class Reference:
         self.test_images = data.to_unit(x_test)                                      # (10000, 28, 28)
         self.test_probs, self.test_feats = _features(self.be, path, self.test_images)  # (10000, 10), (10000, 256)
         self.mu, self.sigma = metrics.feature_stats(self.test_feats)
-        self._train, self._fd_floor, self._nn_real = None, None, None
+        self._train, self._fd_floor, self._nn_real, self._radii = None, None, None, None
+
+    def precision_recall(self, feats):
+        """k-NN (precision, recall) of generated features against the test set, as metrics.knn_precision_recall."""
+        # feats: (N, 256) float64; the test set's k-NN radii are the same every call, so they are kept
+        if self._radii is None:
+            self._radii = metrics._knn_radii_sq(self.test_feats, K, 1000)
+        precision = metrics._coverage(feats, self.test_feats, self._radii, 1000)
+        recall = metrics._coverage(self.test_feats, feats, metrics._knn_radii_sq(feats, K, 1000), 1000)
+        return precision, recall
 
     @property
     def train_images(self):
@@ -129,7 +138,7 @@ def evaluate_images(images, requested=None, be=None, reference=None, data_dir=No
     """Score generated digits (float (N, 28, 28) in [0, 1]) against real MNIST; requested: (N,) digits asked for."""
     x = _check_images(images)
     ref = reference or load_reference(data_dir, be, download=download)
-    probs, feats = _features(ref.be, ref.path, x)  # (N, 10), (N, 256)
+    probs, feats = _features(be or ref.be, ref.path, x)  # (N, 10), (N, 256)
     hist = metrics.class_histogram(probs)
     out = {"n": len(x), "full_mnist": ref.full}
     out["fd"] = metrics.frechet_distance(*metrics.feature_stats(feats), ref.mu, ref.sigma)
@@ -144,7 +153,7 @@ def evaluate_images(images, requested=None, be=None, reference=None, data_dir=No
         if len(req) != len(x):
             raise ValueError(f"requested has {len(req)} labels for {len(x)} images; give one digit per image")
         out["cond_accuracy"] = float((probs.argmax(axis=1) == req).mean())
-    out["precision"], out["recall"] = metrics.knn_precision_recall(ref.test_feats, feats, k=K)
+    out["precision"], out["recall"] = ref.precision_recall(feats)
     out["nn_dist_mean"] = float(metrics.nearest_distance(_subset(x, seed), ref.train_images).mean())
     out["nn_dist_real_test"] = ref.nn_real_test()
     return out
