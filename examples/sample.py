@@ -21,19 +21,6 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def generate(gan, n, digit=None, batch=1000):
-    """n images (n, 28, 28) in [0, 1] and their labels (requested digits; -1 when unconditional)."""
-    be, images, labels = gan.be, [], []
-    for start in range(0, n, batch):
-        m = min(batch, n - start)
-        y = None
-        if gan.config["conditional"]:
-            y = be.xp.full(m, digit) if digit is not None else be.randint(10, m)
-        images.append(be.to_host(gan.generate(be.randn(m, gan.config["latent_dim"]), y)).reshape(m, 28, 28))
-        labels.append(be.to_host(y) if y is not None else np.full(m, -1))
-    return np.concatenate(images).astype(np.float32), np.concatenate(labels).astype(np.int64)
-
-
 def main(argv=None):
     p = Parser(description="Generate digits from a tinygan checkpoint.")
     p.add_argument("--checkpoint", required=True, metavar="PATH")
@@ -61,14 +48,18 @@ def main(argv=None):
     gan.be.rng = tg.Backend(args.backend, "float32", seed=args.seed).rng  # sampling noise from --seed
     gan.D.eval()
 
-    images, labels = generate(gan, args.n, args.digit)
+    labels = np.full(args.n, args.digit) if args.digit is not None else None
+    if config["conditional"] and labels is None:
+        labels = np.arange(args.n) % 10  # every digit, in equal shares
+    images = gan.sample(args.n, labels)
     os.makedirs(args.out, exist_ok=True)
     written = [os.path.join(args.out, "samples.npy"), os.path.join(args.out, "samples.png")]
     atomic_write(written[0], lambda f: np.save(f, images))
     save_grid(images[:100], written[1], nrow=10)
     if args.labelled == "npz":
         written.append(os.path.join(args.out, "samples_labelled.npz"))
-        atomic_write(written[-1], lambda f: np.savez(f, images=(images * 255).round().astype(np.uint8), labels=labels))
+        atomic_write(written[-1], lambda f: np.savez(f, images=(images * 255).round().astype(np.uint8),
+                                                     labels=labels.astype(np.uint8)))
     elif args.labelled == "idx":
         written += [os.path.join(args.out, "samples-images-idx3-ubyte"), os.path.join(args.out, "samples-labels-idx1-ubyte")]
         write_idx(written[-2], (images * 255).round().astype(np.uint8))

@@ -85,7 +85,7 @@ class GAN:
         d_loss, grad = self.loss(out, target)
         self.D.backward(grad)
         self.opt_d.step()
-        p = self.prob(out)
+        self.d_out = p = self.prob(out)                         # (2B, 1): D(x) rows, then D(G(z)) rows
         d_real, d_fake = p[:B].mean(), p[B:].mean()
 
         # Generator, non-saturating: minimise BCE(D(G(z)), 1) = -log D(G(z)). D is frozen: its
@@ -114,6 +114,17 @@ class GAN:
         if self.ema is not None:
             self.G.flat_params[...] = live
         return (out + 1) / 2 if self.config["g_out"] == "tanh" else out
+
+    def sample(self, n, labels=None, batch=1000):
+        """n host images (n, 28, 28) in [0, 1] for the given labels (conditional: random if None)."""
+        be, out = self.be, []
+        if self.config["conditional"] and labels is None:
+            labels = be.randint(N_CLASSES, n)
+        for a in range(0, n, batch):
+            y = None if labels is None else be.xp.asarray(labels[a:a + batch])
+            z = be.randn(min(batch, n - a), self.config["latent_dim"])
+            out.append(be.to_host(self.generate(z, y)).reshape(-1, 28, 28))
+        return xp_of(out[0]).concatenate(out)  # host arrays: xp_of gives numpy here
 
 
 class Dataset:

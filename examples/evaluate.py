@@ -1,0 +1,60 @@
+"""Score a checkpoint's digits: python examples/evaluate.py --checkpoint runs/mnist/checkpoint.npz."""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+import tinygan as tg  # noqa: E402
+from tinygan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint  # noqa: E402
+from tinygan.data import MNISTDataError  # noqa: E402
+from tinygan.evaluation import evaluate_images, format_table  # noqa: E402
+from tinygan.fileio import atomic_write  # noqa: E402
+from tinygan.gan import GAN  # noqa: E402
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """One line and exit code 2, instead of argparse's usage block."""
+        print(f"evaluate.py: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def evaluate_gan(gan, n=10000, data_dir=None):
+    """Sample n digits (every digit equally often in conditional mode) and score them."""
+    requested = np.arange(n) % 10 if gan.config["conditional"] else None
+    return evaluate_images(gan.sample(n, requested), requested, data_dir=data_dir)
+
+
+def main(argv=None):
+    p = Parser(description="Score the digits a tinygan checkpoint makes, with the shipped MNIST classifier.")
+    p.add_argument("--checkpoint", required=True, metavar="PATH")
+    p.add_argument("--n", type=int, default=10000, help="number of samples (at least 10,000 for published numbers)")
+    p.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files")
+    p.add_argument("--json", metavar="PATH", help="also write the result as JSON here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    args = p.parse_args(argv)
+    if args.n < 100:
+        p.error(f"argument --n: {args.n} is too few samples to score (use 10000)")
+    try:
+        config = read_checkpoint(args.checkpoint)[1]
+        gan = GAN(config, tg.Backend(args.backend, "float32", seed=args.seed))
+        load_checkpoint(args.checkpoint, gan)
+        gan.be.rng = tg.Backend(args.backend, "float32", seed=args.seed).rng  # sampling noise from --seed
+        result = evaluate_gan(gan, args.n, args.data)
+    except (CheckpointError, tg.BackendError, MNISTDataError, FileNotFoundError, ValueError) as e:
+        sys.exit(f"evaluate.py: error: {e}")
+    result.update(checkpoint=args.checkpoint, iteration=gan.iteration, preset=config["preset"],
+                  conditional=config["conditional"])
+    print(format_table(result))
+    if args.json:
+        atomic_write(args.json, lambda f: f.write(json.dumps(result, indent=2).encode()))
+        print(f"wrote {args.json}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
