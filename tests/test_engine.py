@@ -121,3 +121,15 @@ def test_set_backend_is_used_by_new_layers():
         assert tg.Dense(2, 2).W.dtype == np.float64 and tg.get_backend() is be
     finally:
         tg.set_backend()
+
+
+def test_backward_can_skip_the_first_input_gradient(be64):
+    model = tg.Sequential(tg.Dense(3, 4, be=be64), tg.ReLU(), tg.Dense(4, 2, be=be64))
+    x, dout = be64.randn(5, 3), be64.randn(5, 2)
+    model.zero_grad()
+    model.forward(x)
+    dx = model.backward(dout)
+    full = model.flat_grads.copy()
+    model.zero_grad()
+    assert model.backward(dout, input_grad=False) is None and dx.shape == (5, 3)
+    assert np.array_equal(be64.to_host(model.flat_grads), be64.to_host(full))

@@ -83,7 +83,7 @@ class GAN:
         self.D.zero_grad()
         out = self.D.forward(both)                              # (2B, 1)
         d_loss, grad = self.loss(out, target)
-        self.D.backward(grad)
+        self.D.backward(grad, input_grad=False)
         self.opt_d.step()
         self.d_out = p = self.prob(out)                         # (2B, 1): D(x) rows, then D(G(z)) rows
         d_real, d_fake = p[:B].mean(), p[B:].mean()
@@ -96,7 +96,7 @@ class GAN:
         out = self.D.forward(self.with_labels(fake, z_labels))
         g_loss, grad = self.loss(out, be.zeros(B, 1) + 1)
         dx = self.D.backward(grad, param_grads=False)          # (B, 784 [+10])
-        self.G.backward(dx[:, :IMAGE])                          # the label columns are inputs, not G's
+        self.G.backward(dx[:, :IMAGE], input_grad=False)        # the label columns are inputs, not G's
         self.opt_g.step()
 
         if self.ema is not None:                                # ema = d ema + (1 - d) params

@@ -40,14 +40,16 @@ class Dense(Layer):
 
     def forward(self, x):
         self.x = x  # x: (B, in); kept for dW
-        return x @ self.W + self.b
+        y = x @ self.W  # (B, out)
+        y += self.b     # in place: no second (B, out) array
+        return y
 
-    def backward(self, dout, param_grads=True):
+    def backward(self, dout, param_grads=True, input_grad=True):
         # dout: (B, out). y = xW + b  =>  dW = x^T dout, db = sum_B dout, dx = dout W^T
         if param_grads:
             self.dW += self.x.T @ dout
             self.db += dout.sum(axis=0)
-        return dout @ self.W.T
+        return dout @ self.W.T if input_grad else None
 
 
 class ReLU(Layer):
@@ -160,11 +162,15 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, dout, param_grads=True):
-        """Backpropagate dout; with param_grads=False only the input gradient is computed."""
-        for layer in reversed(self.layers):
+    def backward(self, dout, param_grads=True, input_grad=True):
+        """Backpropagate dout; param_grads=False leaves parameter gradients alone (a frozen model),
+        input_grad=False skips the first layer's input gradient (no one needs dL/dz or dL/dimage)."""
+        for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout, param_grads)
-        return dout
+        first = self.layers[0]
+        if not input_grad and isinstance(first, Dense):
+            return first.backward(dout, param_grads, input_grad=False)  # saves a (B, out) x (out, in) matmul
+        return first.backward(dout, param_grads)
 
     def named_parameters(self):
         return [(f"{i}.{n}", p, g) for i, l in enumerate(self.layers) for n, p, g in l.named_parameters()]
