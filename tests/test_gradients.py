@@ -110,3 +110,13 @@ def test_wrong_parameter_gradient_is_caught(be64):
 
     with pytest.raises(tg.GradcheckError, match=r"in b\[\d+\]"):
         check_module(HalfBias(3, 2, be=be64), be64.randn(4, 3))
+
+
+@pytest.mark.parametrize("aux", [0.0, 0.7], ids=["concat", "acgan"])
+def test_conditional_gan_losses(be64, aux):
+    """The conditional D loss (one-hot input, or AC-GAN class logits) has the gradient it claims."""
+    from tinygan.gan import GAN, make_config
+    gan = GAN(make_config("deep", conditional=True, aux=aux, g_hidden=[6], d_hidden=[5], latent_dim=3), be64)
+    out = be64.randn(7, gan.D.layers[-1].n_out) * 2
+    labels, target = be64.randint(10, 7), be64.rand(7, 1)
+    check_loss(lambda o: gan.d_loss(o, target, labels), out)

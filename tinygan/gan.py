@@ -1,7 +1,7 @@
 """A GAN: generator, discriminator, their Adams, and one training step."""
 from .backend import xp_of
 from .layers import Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
-from .losses import bce, bce_with_logits
+from .losses import bce, bce_with_logits, softmax_cross_entropy
 from .optim import Adam
 
 N_CLASSES, IMAGE = 10, 784
@@ -16,6 +16,7 @@ PRESETS = {
                  data_range="signed", lr=2e-4, beta1=0.5, beta2=0.999, batch_size=64, iterations=10000,
                  latent_dim=100, d_dropout=0.0, smooth=1.0, ema=0.0),
 }
+PRESETS["seed"]["aux"] = PRESETS["deep"]["aux"] = 0.0  # weight of the AC-GAN class loss (conditional only)
 
 
 def make_config(preset="seed", **overrides):
@@ -47,8 +48,14 @@ class GAN:
     def __init__(self, config, be):
         self.config, self.be, self.iteration = config, be, 0
         c, extra = config, N_CLASSES if config["conditional"] else 0
+        # Conditional: G always sees the one-hot label. D either sees it too (aux = 0), or, as in
+        # AC-GAN (aux > 0), sees only the image and predicts its class from 10 extra logits.
+        self.aux = c.get("aux", 0.0) if c["conditional"] else 0.0
+        if self.aux and not c["d_logits"]:
+            raise ValueError("aux > 0 (AC-GAN) needs a discriminator that outputs logits (the deep preset)")
+        d_extra, d_out = (0, 1 + N_CLASSES) if self.aux else (extra, 1)
         self.G = mlp([c["latent_dim"] + extra, *c["g_hidden"], IMAGE], c["act"], c["g_out"], be)
-        self.D = mlp([IMAGE + extra, *c["d_hidden"], 1], c["act"], None if c["d_logits"] else "sigmoid", be,
+        self.D = mlp([IMAGE + d_extra, *c["d_hidden"], d_out], c["act"], None if c["d_logits"] else "sigmoid", be,
                      c["d_dropout"])
         adam = dict(lr=c["lr"], betas=(c["beta1"], c["beta2"]))
         # One fused Adam update per model, over its flat parameter and gradient buffers.
@@ -64,6 +71,18 @@ class GAN:
             return x
         return self.be.xp.concatenate([x, self.eye[labels]], axis=1)  # (B, n + 10)
 
+    def d_input(self, x, labels):
+        """What D sees: the image, plus the one-hot label unless D predicts the label itself."""
+        return x if self.aux else self.with_labels(x, labels)
+
+    def d_loss(self, out, target, labels):
+        """D's adversarial loss on column 0, plus aux x class loss on columns 1-10 (AC-GAN); grad: (N, 1 [+10])."""
+        loss, grad = self.loss(out[:, :1], target)
+        if not self.aux:
+            return loss, grad
+        class_loss, class_grad = softmax_cross_entropy(out[:, 1:], labels)
+        return loss + self.aux * class_loss, self.be.xp.concatenate([grad, self.aux * class_grad], axis=1)
+
     def prob(self, out):
         """D's output as a probability (D ends in logits or in a sigmoid, by preset)."""
         return 0.5 + 0.5 * xp_of(out).tanh(0.5 * out) if self.config["d_logits"] else out
@@ -78,14 +97,15 @@ class GAN:
         # Both go through D as one concatenated batch: mean BCE over 2B = (loss_real + loss_fake) / 2.
         fake_labels = be.randint(N_CLASSES, B) if labels is not None else None
         fake = self.G.forward(self.with_labels(be.randn(B, self.config["latent_dim"]), fake_labels))
-        both = xp.concatenate([self.with_labels(real, labels), self.with_labels(fake, fake_labels)])
+        both = xp.concatenate([self.d_input(real, labels), self.d_input(fake, fake_labels)])
         target = xp.concatenate([be.zeros(B, 1) + self.config["smooth"], be.zeros(B, 1)])
+        both_labels = xp.concatenate([labels, fake_labels]) if labels is not None else None
         self.D.zero_grad()
-        out = self.D.forward(both)                              # (2B, 1)
-        d_loss, grad = self.loss(out, target)
+        out = self.D.forward(both)                              # (2B, 1 [+10 class logits])
+        d_loss, grad = self.d_loss(out, target, both_labels)
         self.D.backward(grad, input_grad=False)
         self.opt_d.step()
-        self.d_out = p = self.prob(out)                         # (2B, 1): D(x) rows, then D(G(z)) rows
+        self.d_out = p = self.prob(out[:, :1])                  # (2B, 1): D(x) rows, then D(G(z)) rows
         d_real, d_fake = p[:B].mean(), p[B:].mean()
 
         # Generator, non-saturating: minimise BCE(D(G(z)), 1) = -log D(G(z)). D is frozen: its
@@ -93,8 +113,8 @@ class GAN:
         z_labels = be.randint(N_CLASSES, B) if labels is not None else None
         self.G.zero_grad()
         fake = self.G.forward(self.with_labels(be.randn(B, self.config["latent_dim"]), z_labels))
-        out = self.D.forward(self.with_labels(fake, z_labels))
-        g_loss, grad = self.loss(out, be.zeros(B, 1) + 1)
+        out = self.D.forward(self.d_input(fake, z_labels))
+        g_loss, grad = self.d_loss(out, be.zeros(B, 1) + 1, z_labels)  # AC-GAN: also "look like digit y"
         dx = self.D.backward(grad, param_grads=False)          # (B, 784 [+10])
         self.G.backward(dx[:, :IMAGE], input_grad=False)        # the label columns are inputs, not G's
         self.opt_g.step()
