@@ -16,6 +16,8 @@ from tinygan.fileio import atomic_write  # noqa: E402
 from tinygan.data import MNISTDataError, load_mnist  # noqa: E402
 from tinygan.gan import GAN, PRESETS, Dataset, make_config  # noqa: E402
 from tinygan.plots import plot_curves, save_grid  # noqa: E402
+from tinygan.report import draw_internals  # noqa: E402
+from tinygan.trace import Tracer, load_trace_classifier  # noqa: E402
 
 
 class Parser(argparse.ArgumentParser):
@@ -63,6 +65,9 @@ def parse_args(argv):
     p.add_argument("--latent-dim", type=positive(int))
     p.add_argument("--g-hidden", type=sizes, help="generator hidden sizes, e.g. 128,256,512,1024")
     p.add_argument("--d-hidden", type=sizes, help="discriminator hidden sizes, e.g. 512,256")
+    p.add_argument("--ema", type=float, help="decay of an average of G's weights used for samples (0: off)")
+    p.add_argument("--smooth", type=float, help="D's target for real images (1: none; 0.9: one-sided smoothing)")
+    p.add_argument("--d-dropout", type=float, help="dropout probability after each hidden layer of D")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/mnist", help="folder for samples, curves, log and checkpoints")
     p.add_argument("--sample-every", type=positive(int), default=1000)
@@ -70,11 +75,17 @@ def parse_args(argv):
     p.add_argument("--log-every", type=positive(int), default=100)
     p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint (its config is used)")
     p.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files (.gz or raw)")
+    p.add_argument("--trace", action="store_true",
+                   help="log layer norms, update ratios, unit health, D-output histograms and diagnoses; "
+                        "draw internals.png")
+    p.add_argument("--trace-every", type=positive(int), help="iterations between trace points (default: --log-every)")
     args = p.parse_args(argv)
-    for name in ("beta1", "beta2"):
+    for name in ("beta1", "beta2", "ema", "d_dropout"):
         value = getattr(args, name)
         if value is not None and not 0 <= value < 1:
-            p.error(f"argument --{name}: {value} must be in [0, 1)")
+            p.error(f"argument --{name.replace('_', '-')}: {value} must be in [0, 1)")
+    if args.smooth is not None and not 0.5 < args.smooth <= 1:
+        p.error(f"argument --smooth: {args.smooth} must be in (0.5, 1]")
     if args.resume and not os.path.isfile(args.resume):
         p.error(f"argument --resume: {args.resume!r} does not exist (checkpoints are written as OUT/checkpoint.npz)")
     return args
@@ -92,7 +103,8 @@ def main(argv=None):
     else:
         config = make_config(args.preset, conditional=args.conditional, seed=args.seed, iterations=args.iterations,
                              batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, beta2=args.beta2,
-                             latent_dim=args.latent_dim, g_hidden=args.g_hidden, d_hidden=args.d_hidden)
+                             latent_dim=args.latent_dim, g_hidden=args.g_hidden, d_hidden=args.d_hidden,
+                             ema=args.ema, smooth=args.smooth, d_dropout=args.d_dropout)
     out = args.out
     try:
         os.makedirs(out, exist_ok=True)
@@ -119,6 +131,12 @@ def main(argv=None):
             records = [r for r in map(json.loads, f) if r["iter"] <= gan.iteration]
     atomic_write(log_path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in records).encode()))
     written = {"config.json", "log.jsonl"}
+    tracer, trace_note = None, None
+    if args.trace:  # see docs/internals.md
+        classifier, trace_note = load_trace_classifier(be)
+        if trace_note:
+            print(trace_note)
+        tracer = Tracer(gan, args.trace_every or args.log_every, classifier)
 
     def save_samples(name):
         images = be.to_host(gan.generate(fixed_z, fixed_y)).reshape(-1, 28, 28)
@@ -134,17 +152,26 @@ def main(argv=None):
     start = time.time()
     while gan.iteration < iterations:
         real, y = data.sample(B)
+        traced = tracer and tracer.due(gan.iteration + 1)
+        if traced:
+            tracer.snapshot()  # parameters before the step, for the update ratios
         stats = gan.step(real, y if config["conditional"] else None)
         i = gan.iteration
         bar.update(1)
         last = i == iterations
-        if i % args.log_every == 0 or i % args.checkpoint_every == 0 or last:
+        if i % args.log_every == 0 or i % args.checkpoint_every == 0 or last or traced:
             record = {"iter": i, **{k: float(v) for k, v in stats.items()}, "seconds": round(time.time() - start, 2)}
             if not all(math.isfinite(record[k]) for k in stats):
                 bar.close()
+                if tracer:  # the internals up to the failure are the most useful picture of it
+                    draw_internals(records, os.path.join(out, "internals.png"), note=trace_note)
                 sys.exit(f"train_mnist.py: stopped at iteration {i}: a loss became {record['d_loss']} / "
                          f"{record['g_loss']} (d_loss / g_loss). The last good checkpoint is untouched in "
                          f"{out}/; try a lower --lr.")
+            if traced:
+                record["trace"] = tracer.record(real, y if config["conditional"] else None)
+                for d in record["trace"]["diagnoses"]:
+                    tqdm.write(f"diagnosis at iteration {i}: {d['message']}")
             records.append(record)
             with open(log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -160,6 +187,9 @@ def main(argv=None):
             save_checkpoint(os.path.join(out, "checkpoint.npz"), gan)
             written.add("checkpoint.npz")
     bar.close()
+    if tracer:
+        draw_internals(records, os.path.join(out, "internals.png"), note=trace_note)
+        written.add("internals.png")
 
     print(f"done: {iterations} iterations in {time.time() - start:.0f}s. Wrote to {out}/:")
     for name in sorted(written):
