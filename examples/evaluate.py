@@ -4,13 +4,11 @@ import json
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 import tinygan as tg  # noqa: E402
 from tinygan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint  # noqa: E402
 from tinygan.data import MNISTDataError  # noqa: E402
-from tinygan.evaluation import evaluate_images, format_table  # noqa: E402
+from tinygan.evaluation import evaluate_gan, format_table  # noqa: E402
 from tinygan.fileio import atomic_write  # noqa: E402
 from tinygan.gan import GAN  # noqa: E402
 
@@ -20,12 +18,6 @@ class Parser(argparse.ArgumentParser):
         """One line and exit code 2, instead of argparse's usage block."""
         print(f"evaluate.py: error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
-
-
-def evaluate_gan(gan, n=10000, data_dir=None):
-    """Sample n digits (every digit equally often in conditional mode) and score them."""
-    requested = np.arange(n) % 10 if gan.config["conditional"] else None
-    return evaluate_images(gan.sample(n, requested), requested, data_dir=data_dir)
 
 
 def main(argv=None):
@@ -43,8 +35,7 @@ def main(argv=None):
         config = read_checkpoint(args.checkpoint)[1]
         gan = GAN(config, tg.Backend(args.backend, "float32", seed=args.seed))
         load_checkpoint(args.checkpoint, gan)
-        gan.be.rng = tg.Backend(args.backend, "float32", seed=args.seed).rng  # sampling noise from --seed
-        result = evaluate_gan(gan, args.n, args.data)
+        result = evaluate_gan(gan, args.n, args.data, seed=args.seed)
     except (CheckpointError, tg.BackendError, MNISTDataError, FileNotFoundError, ValueError) as e:
         sys.exit(f"evaluate.py: error: {e}")
     result.update(checkpoint=args.checkpoint, iteration=gan.iteration, preset=config["preset"],

@@ -14,6 +14,7 @@ import tinygan as tg  # noqa: E402
 from tinygan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from tinygan.fileio import atomic_write  # noqa: E402
 from tinygan.data import MNISTDataError, load_mnist  # noqa: E402
+from tinygan.evaluation import evaluate_gan, format_table  # noqa: E402
 from tinygan.gan import GAN, PRESETS, Dataset, make_config  # noqa: E402
 from tinygan.plots import plot_curves, save_grid  # noqa: E402
 from tinygan.report import draw_internals  # noqa: E402
@@ -68,6 +69,7 @@ def parse_args(argv):
     p.add_argument("--ema", type=float, help="decay of an average of G's weights used for samples (0: off)")
     p.add_argument("--smooth", type=float, help="D's target for real images (1: none; 0.9: one-sided smoothing)")
     p.add_argument("--d-dropout", type=float, help="dropout probability after each hidden layer of D")
+    p.add_argument("--aux", type=float, help="conditional only: weight of D's class head (AC-GAN); 0: D sees the label")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/mnist", help="folder for samples, curves, log and checkpoints")
     p.add_argument("--sample-every", type=positive(int), default=1000)
@@ -75,6 +77,9 @@ def parse_args(argv):
     p.add_argument("--log-every", type=positive(int), default=100)
     p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint (its config is used)")
     p.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files (.gz or raw)")
+    p.add_argument("--eval", action="store_true", help="score the samples with the digit classifier at the end")
+    p.add_argument("--eval-every", type=positive(int), help="also score them every N iterations (implies --eval)")
+    p.add_argument("--eval-n", type=positive(int), default=10000, help="samples per evaluation")
     p.add_argument("--trace", action="store_true",
                    help="log layer norms, update ratios, unit health, D-output histograms and diagnoses; "
                         "draw internals.png")
@@ -84,6 +89,8 @@ def parse_args(argv):
         value = getattr(args, name)
         if value is not None and not 0 <= value < 1:
             p.error(f"argument --{name.replace('_', '-')}: {value} must be in [0, 1)")
+    if args.aux is not None and args.aux < 0:
+        p.error(f"argument --aux: {args.aux} must be >= 0")
     if args.smooth is not None and not 0.5 < args.smooth <= 1:
         p.error(f"argument --smooth: {args.smooth} must be in (0.5, 1]")
     if args.resume and not os.path.isfile(args.resume):
@@ -104,7 +111,7 @@ def main(argv=None):
         config = make_config(args.preset, conditional=args.conditional, seed=args.seed, iterations=args.iterations,
                              batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, beta2=args.beta2,
                              latent_dim=args.latent_dim, g_hidden=args.g_hidden, d_hidden=args.d_hidden,
-                             ema=args.ema, smooth=args.smooth, d_dropout=args.d_dropout)
+                             ema=args.ema, smooth=args.smooth, d_dropout=args.d_dropout, aux=args.aux)
     out = args.out
     try:
         os.makedirs(out, exist_ok=True)
@@ -183,6 +190,12 @@ def main(argv=None):
             written.add("curves.png")
             tqdm.write(f"iter {i:6d}  d_loss {record['d_loss']:.3f}  g_loss {record['g_loss']:.3f}  "
                        f"D(x) {record['d_real']:.2f}  D(G(z)) {record['d_fake']:.2f}  -> samples_{i:06d}.png")
+        if (args.eval_every and i % args.eval_every == 0) or ((args.eval or args.eval_every) and last):
+            result = evaluate_gan(gan, args.eval_n, args.data)  # its own noise: training's stream is untouched
+            records.append({"iter": i, "eval": result})
+            with open(log_path, "a") as f:
+                f.write(json.dumps(records[-1]) + "\n")
+            tqdm.write(f"iter {i:6d}  " + format_table(result).replace("\n", "\n             "))
         if i % args.checkpoint_every == 0 or last:
             save_checkpoint(os.path.join(out, "checkpoint.npz"), gan)
             written.add("checkpoint.npz")

@@ -149,3 +149,21 @@ def test_damaged_checkpoint_is_a_clear_error(tmp_path):
     bad.write_bytes(b"<html>not a checkpoint</html>")
     with pytest.raises(SystemExit, match="cannot be read .* not a tinygan checkpoint or it is damaged"):
         train.main(["--resume", str(bad), "--out", str(tmp_path)])
+
+
+def test_eval_during_training_logs_the_frechet_curve(tmp_path):
+    out = tmp_path / "ev"
+    train.main([*SMALL, "--conditional", "--preset", "deep", "--aux", "1", "--iterations", "40", "--eval-every", "20",
+                "--eval-n", "200", "--out", str(out)])
+    evals = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "eval" in r]
+    assert [r["iter"] for r in evals] == [20, 40]
+    assert all(np.isfinite(r["eval"]["fd"]) and 0 <= r["eval"]["cond_accuracy"] <= 1 for r in evals)
+    assert is_png(out / "curves.png")
+
+
+def test_evaluation_does_not_change_training(tmp_path):
+    """Scoring draws its own noise: the trained parameters are the same with or without it."""
+    train.main([*SMALL, "--iterations", "30", "--eval-every", "10", "--eval-n", "100", "--out", str(tmp_path / "a")])
+    train.main([*SMALL, "--iterations", "30", "--out", str(tmp_path / "b")])
+    a, b = all_arrays(tmp_path / "a" / "checkpoint.npz"), all_arrays(tmp_path / "b" / "checkpoint.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a if k.startswith(("G/", "D/")))

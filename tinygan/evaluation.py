@@ -180,3 +180,15 @@ def format_table(result):
         f"  nearest train image (mean)   {r['nn_dist_mean']:10.3f}   real test images: {_num(r['nn_dist_real_test'])}",
     ]
     return "\n".join(rows)
+
+
+def evaluate_gan(gan, n=10000, data_dir=None, seed=0):
+    """Score n samples of a GAN (each digit equally often if conditional), drawn from noise of its own seed."""
+    requested = np.arange(n) % 10 if gan.config["conditional"] else None
+    live_rng = gan.be.rng
+    gan.be.rng = type(gan.be)(gan.be.name, gan.be.dtype.name, seed).rng  # training's random stream stays untouched
+    try:
+        images = gan.sample(n, requested)
+    finally:
+        gan.be.rng = live_rng
+    return evaluate_images(images, requested, data_dir=data_dir)

@@ -119,10 +119,11 @@ class GAN:
         self.G.backward(dx[:, :IMAGE], input_grad=False)        # the label columns are inputs, not G's
         self.opt_g.step()
 
-        if self.ema is not None:                                # ema = d ema + (1 - d) params
-            self.ema *= self.config["ema"]
-            self.ema += (1 - self.config["ema"]) * self.G.flat_params
         self.iteration += 1
+        if self.ema is not None:  # ema = d ema + (1 - d) params; d ramps up so the start is forgotten
+            d = min(self.config["ema"], (1 + self.iteration) / (10 + self.iteration))
+            self.ema *= d
+            self.ema += (1 - d) * self.G.flat_params
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
 
     def generate(self, z, labels=None):

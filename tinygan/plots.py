@@ -66,14 +66,18 @@ def save_grid(images, path, nrow=10, row_labels=None, title=None, scale=3):
 
 
 def plot_curves(records, path):
-    """Plot losses and D(x), D(G(z)) against iteration; records are dicts with iter/d_loss/g_loss/d_real/d_fake."""
-    # missing keys become NaN (a gap in the line); extra keys are ignored; no records gives empty panels
+    """Plot losses and D(x), D(G(z)) against iteration, and the Frechet distance if records hold evaluations."""
+    # records: log lines; those with "eval" (from --eval) feed a third panel; missing keys become NaN gaps
+    evals = [r for r in records if "eval" in r]
+    records = [r for r in records if "eval" not in r]
+
     def col(key):
         return np.array([r.get(key, np.nan) for r in records], dtype=np.float64)
 
     it = col("iter")
-    fig = Figure(figsize=(8, 6))
-    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    fig = Figure(figsize=(8, 8.5 if evals else 6))
+    axes = fig.subplots(3 if evals else 2, 1, sharex=True)
+    ax1, ax2 = axes[:2]
     ax1.plot(it, col("d_loss"), label="D loss")
     ax1.plot(it, col("g_loss"), label="G loss")
     ax1.set_ylabel("loss")
@@ -81,10 +85,19 @@ def plot_curves(records, path):
     ax2.plot(it, col("d_real"), label="D(x)")
     ax2.plot(it, col("d_fake"), label="D(G(z))")
     ax2.set_ylim(0, 1)
-    ax2.set_xlabel("iteration")
     ax2.set_ylabel("discriminator output")
     ax2.legend(loc="upper right")
-    for ax in (ax1, ax2):
+    if evals:
+        ax3 = axes[2]
+        ax3.plot([r["iter"] for r in evals], [r["eval"]["fd"] for r in evals], "o-", label="Frechet distance")
+        floor = evals[-1]["eval"].get("fd_floor")
+        if floor:
+            ax3.axhline(floor, color="gray", ls="--", label=f"real train vs test ({floor:.2f})")
+        ax3.set_yscale("log")
+        ax3.set_ylabel("FD (classifier features)")
+        ax3.legend(loc="upper right")
+    axes[-1].set_xlabel("iteration")
+    for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     _save_atomic(fig, path, dpi=100)

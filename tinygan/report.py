@@ -81,6 +81,7 @@ def diagnoses(records):
 def draw_internals(records, path, note=None):
     """Draw losses, D outputs, gradient norms, update ratios, unit health, D histograms and sample classes."""
     # records: log.jsonl lines; those with a "trace" key come from tinygan.trace.Tracer.record
+    records = [r for r in records if "eval" not in r]  # evaluation lines carry no losses
     traced = [r for r in records if "trace" in r]
     its = [r["iter"] for r in traced]
     found = diagnoses(records)
