@@ -13,6 +13,9 @@ def atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the permissions a plain open() would
         os.replace(tmp, path)  # readers see the old file or the new one, never half of one
     except BaseException:
         os.unlink(tmp)

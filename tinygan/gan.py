@@ -16,7 +16,10 @@ PRESETS = {
                  data_range="signed", lr=2e-4, beta1=0.5, beta2=0.999, batch_size=64, iterations=10000,
                  latent_dim=100, d_dropout=0.0, smooth=1.0, ema=0.0),
 }
-PRESETS["seed"]["aux"] = PRESETS["deep"]["aux"] = 0.0  # weight of the AC-GAN class loss (conditional only)
+# aux: weight of the AC-GAN class loss (conditional only). The deep preset uses it, and an EMA of G's
+# weights for samples (measured in README, Results).
+PRESETS["seed"].update(aux=0.0)
+PRESETS["deep"].update(aux=0.3, ema=0.999, iterations=20000)  # about 8 minutes on 2 cores
 
 
 def make_config(preset="seed", **overrides):

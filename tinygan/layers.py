@@ -70,6 +70,8 @@ class LeakyReLU(Layer):
     """x for x > 0, slope * x otherwise."""
 
     def __init__(self, slope=0.2):
+        if not 0 <= slope <= 1:
+            raise ValueError(f"LeakyReLU slope {slope} must be in [0, 1]")
         self.slope = slope
 
     def __repr__(self):
@@ -77,7 +79,7 @@ class LeakyReLU(Layer):
 
     def forward(self, x):
         self.mask = x > 0
-        return xp_of(x).where(self.mask, x, self.slope * x)
+        return xp_of(x).maximum(x, self.slope * x)  # = where(mask, x, slope x) for 0 <= slope <= 1
 
     def backward(self, dout, param_grads=True):
         return xp_of(dout).where(self.mask, dout, self.slope * dout)
@@ -90,8 +92,11 @@ class Sigmoid(Layer):
         return "Sigmoid()"
 
     def forward(self, x):
-        self.out = 0.5 + 0.5 * xp_of(x).tanh(0.5 * x)  # backward needs only the output
-        return self.out
+        out = xp_of(x).tanh(0.5 * x)
+        out *= 0.5
+        out += 0.5
+        self.out = out  # backward needs only the output
+        return out
 
     def backward(self, dout, param_grads=True):
         # d sigmoid / dx = s (1 - s)
