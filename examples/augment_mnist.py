@@ -33,7 +33,7 @@ NS = (10, 50, 100, 500)
 HIDDEN, DROPOUT = (256, 128), 0.2   # the classifier: 784 -> 256 -> 128 -> 10, the same in every arm
 BATCH, LR = 64, 1e-3                # classifier batch (half real, half synthetic) and peak Adam lr
 STEPS = 1500                        # classifier steps, every arm
-# The GAN: the deep preset, narrowed so twelve of them fit on two cores; EMA of G's weights for sampling.
+# The GAN: the deep preset (AC-GAN head included), narrowed so twelve of them fit on two cores; EMA for sampling.
 # lr 5e-4 and a 16-d latent: in a probe (n=10) the preset's 2e-4 / 100-d G still ignored the labels after
 # 2000 iterations (shipped-classifier agreement 0.11), while these agreed 0.55 by then and were rising.
 GAN_OVERRIDES = dict(g_hidden=[128, 256, 512], d_hidden=[256, 128], latent_dim=16, lr=5e-4, ema=0.995,
