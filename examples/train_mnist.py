@@ -28,6 +28,12 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def fail(message):
+    """A bad flag value found after parsing (a data folder, a checkpoint, a backend): one line, exit 2."""
+    print(f"train_mnist.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def positive(cast):
     """An argparse type: a number of `cast` that must be > 0."""
     def parse(text):
@@ -105,7 +111,7 @@ def main(argv=None):
         try:
             config = read_checkpoint(args.resume)[1]
         except CheckpointError as e:
-            sys.exit(f"train_mnist.py: error: {e}")
+            fail(e)
         config["iterations"] = args.iterations or config["iterations"]
     else:
         config = make_config(args.preset, conditional=args.conditional, seed=args.seed, iterations=args.iterations,
@@ -118,13 +124,13 @@ def main(argv=None):
         be = tg.Backend(args.backend, "float32", seed=config["seed"])
         images, labels = load_mnist("train", data_dir=args.data)
     except (tg.BackendError, MNISTDataError, OSError) as e:
-        sys.exit(f"train_mnist.py: error: {e}")
+        fail(e)
     gan = GAN(config, be)
     if args.resume:
         try:
             load_checkpoint(args.resume, gan)
         except CheckpointError as e:
-            sys.exit(f"train_mnist.py: error: {e}")
+            fail(e)
     data = Dataset(images, labels, be, config["data_range"])
     atomic_write(os.path.join(out, "config.json"), lambda f: f.write(json.dumps(config, indent=2).encode()))
 
