@@ -1,23 +1,16 @@
 """Score a checkpoint's digits: python examples/evaluate.py --checkpoint runs/mnist/checkpoint.npz."""
-import argparse
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 import tinygan as tg  # noqa: E402
+from tinygan.cli import Parser  # noqa: E402
 from tinygan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint  # noqa: E402
 from tinygan.data import MNISTDataError  # noqa: E402
 from tinygan.evaluation import evaluate_gan, format_table  # noqa: E402
 from tinygan.fileio import atomic_write  # noqa: E402
 from tinygan.gan import GAN  # noqa: E402
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        """One line and exit code 2, instead of argparse's usage block."""
-        print(f"evaluate.py: error: {message} (see --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 def main(argv=None):

@@ -1,5 +1,4 @@
 """Generate digits from a checkpoint: python examples/sample.py --checkpoint runs/mnist/checkpoint.npz --n 64."""
-import argparse
 import os
 import sys
 
@@ -7,18 +6,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 import tinygan as tg  # noqa: E402
+from tinygan.cli import Parser  # noqa: E402
 from tinygan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint  # noqa: E402
 from tinygan.fileio import atomic_write  # noqa: E402
 from tinygan.data import write_idx  # noqa: E402
 from tinygan.gan import GAN  # noqa: E402
 from tinygan.plots import save_grid  # noqa: E402
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        """One line and exit code 2, instead of argparse's usage block."""
-        print(f"sample.py: error: {message} (see --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 def main(argv=None):

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 import tinygan as tg  # noqa: E402
+from tinygan.cli import Parser  # noqa: E402
 from tinygan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from tinygan.fileio import atomic_write  # noqa: E402
 from tinygan.data import MNISTDataError, load_mnist  # noqa: E402
@@ -19,13 +20,6 @@ from tinygan.gan import GAN, PRESETS, Dataset, make_config  # noqa: E402
 from tinygan.plots import plot_curves, save_grid  # noqa: E402
 from tinygan.report import draw_internals  # noqa: E402
 from tinygan.trace import Tracer, load_trace_classifier  # noqa: E402
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        """One line and exit code 2, instead of argparse's usage block."""
-        print(f"train_mnist.py: error: {message} (see --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 def fail(message):
