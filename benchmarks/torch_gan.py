@@ -21,7 +21,7 @@ def mlp(sizes, act, out):
 
 
 class TorchGAN:
-    """One D update on real+fake (concatenated), then one non-saturating G update through a frozen D.
+    """One D update on real+fake (concatenated), then one non-saturating G update through a frozen D, then the EMA.
 
     opt: 'foreach' or 'fused' Adam; logits: BCEWithLogits (else Sigmoid + BCELoss, seed only);
     freeze: D's params get requires_grad_(False) during the G step, so no D weight grads are computed.
@@ -39,7 +39,10 @@ class TorchGAN:
         kw = dict(lr=c["lr"], betas=(c["beta1"], c["beta2"]), **{opt: True})
         self.opt_g = torch.optim.Adam(self.G.parameters(), **kw)
         self.opt_d = torch.optim.Adam(self.D.parameters(), **kw)
-        self.d_params = list(self.D.parameters())
+        self.d_params, self.g_params = list(self.D.parameters()), list(self.G.parameters())
+        # The preset's EMA of G's weights (deep keeps one for sampling), as tinygan's GAN.step does.
+        self.ema_decay, self.iteration = c["ema"], 0
+        self.ema = [p.detach().clone() for p in self.g_params] if c["ema"] else None
         # Data stays uint8 (N, 784) on the device; each batch is converted, as tinygan's Dataset does.
         self.images = torch.from_numpy(images.reshape(len(images), IMAGE)).to(device)
         self.scale, self.shift = (1 / 255, 0.0) if c["data_range"] == "unit" else (1 / 127.5, -1.0)
@@ -69,6 +72,11 @@ class TorchGAN:
         if self.freeze:
             for p in self.d_params:
                 p.requires_grad_(True)
+        self.iteration += 1
+        if self.ema is not None:                  # ema = d ema + (1 - d) params, d ramping up as in tinygan
+            d = min(self.ema_decay, (1 + self.iteration) / (10 + self.iteration))
+            with torch.no_grad():
+                torch._foreach_lerp_(self.ema, self.g_params, 1 - d)
         return d_loss.detach(), g_loss.detach()
 
 

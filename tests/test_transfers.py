@@ -46,17 +46,20 @@ class CountingBackend(tg.Backend):
     """The numpy backend, but every array it makes is a DeviceArray and every upload is counted."""
     uploads = []
 
-    def randn(self, *shape):
-        return super().randn(*shape).view(DeviceArray)
+    def randn(self, *shape, out=None):
+        return super().randn(*shape, out=out).view(DeviceArray)
 
-    def rand(self, *shape):
-        return super().rand(*shape).view(DeviceArray)
+    def rand(self, *shape, out=None):
+        return super().rand(*shape, out=out).view(DeviceArray)
 
     def randint(self, high, size):
         return super().randint(high, size).view(DeviceArray)
 
     def zeros(self, *shape):
         return super().zeros(*shape).view(DeviceArray)
+
+    def empty(self, *shape):
+        return super().empty(*shape).view(DeviceArray)
 
     def asarray(self, x, dtype=None):
         if not isinstance(x, DeviceArray):

@@ -1,5 +1,5 @@
 """A GAN: generator, discriminator, their Adams, and one training step."""
-from .backend import xp_of
+from .backend import reuse, xp_of
 from .layers import Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from .losses import bce, bce_with_logits, softmax_cross_entropy
 from .optim import Adam
@@ -67,6 +67,11 @@ class GAN:
         self.ema = self.G.flat_params.copy() if c["ema"] else None  # averaged G weights for sampling
         self.loss = bce_with_logits if c["d_logits"] else bce
         self.eye = be.xp.eye(N_CLASSES, dtype=be.dtype)  # one-hot rows for labels
+        self.buffers = {}  # step()'s reused arrays: noise, D's concatenated input, targets
+
+    def buffer(self, name, rows, cols):
+        """step()'s reusable (rows, cols) float array `name`."""
+        return reuse(self.buffers, name, self.G.flat_params, (rows, cols))
 
     def with_labels(self, x, labels):
         """x, with the one-hot label appended in conditional mode."""
@@ -78,13 +83,31 @@ class GAN:
         """What D sees: the image, plus the one-hot label unless D predicts the label itself."""
         return x if self.aux else self.with_labels(x, labels)
 
+    def noise(self, B, labels):
+        """G's input in a reused buffer: (B, latent) standard normal noise, then the one-hot labels if conditional."""
+        z = self.be.randn(out=self.buffer("z", B, self.config["latent_dim"]))
+        if labels is None:
+            return z
+        return self.put(self.buffer("z_labels", B, z.shape[1] + N_CLASSES), z, labels)
+
+    def put(self, dst, x, labels):
+        """Write x into dst's first columns and the one-hot labels into the rest, if dst has room for them."""
+        n = x.shape[1]
+        dst[:, :n] = x
+        if dst.shape[1] > n:
+            dst[:, n:] = self.eye[labels]
+        return dst
+
     def d_loss(self, out, target, labels):
         """D's adversarial loss on column 0, plus aux x class loss on columns 1-10 (AC-GAN); grad: (N, 1 [+10])."""
         loss, grad = self.loss(out[:, :1], target)
         if not self.aux:
             return loss, grad
         class_loss, class_grad = softmax_cross_entropy(out[:, 1:], labels)
-        return loss + self.aux * class_loss, self.be.xp.concatenate([grad, self.aux * class_grad], axis=1)
+        full = self.buffer("d_grad", *out.shape)  # (N, 11)
+        full[:, :1] = grad
+        self.be.xp.multiply(class_grad, self.aux, out=full[:, 1:])
+        return loss + self.aux * class_loss, full
 
     def prob(self, out):
         """D's output as a probability (D ends in logits or in a sigmoid, by preset)."""
@@ -92,17 +115,21 @@ class GAN:
 
     def step(self, real, labels=None):
         """One D update on real and fake, then one G update through a frozen D; returns 0-d arrays."""
-        be, xp, B = self.be, self.be.xp, real.shape[0]  # real: (B, 784) in the preset's data range
+        be, B = self.be, real.shape[0]  # real: (B, 784) in the preset's data range
         if self.config["conditional"] and labels is None:
             raise ValueError("a conditional GAN's step needs the real batch's labels")
+        d_cols = self.D.layers[0].n_in  # 784, or 794 when D also sees the one-hot label
 
         # Discriminator: real labelled `smooth` (1, or 0.9 for one-sided smoothing), fake labelled 0.
         # Both go through D as one concatenated batch: mean BCE over 2B = (loss_real + loss_fake) / 2.
         fake_labels = be.randint(N_CLASSES, B) if labels is not None else None
-        fake = self.G.forward(self.with_labels(be.randn(B, self.config["latent_dim"]), fake_labels))
-        both = xp.concatenate([self.d_input(real, labels), self.d_input(fake, fake_labels)])
-        target = xp.concatenate([be.zeros(B, 1) + self.config["smooth"], be.zeros(B, 1)])
-        both_labels = xp.concatenate([labels, fake_labels]) if labels is not None else None
+        fake = self.G.forward(self.noise(B, fake_labels))
+        both = self.buffer("both", 2 * B, d_cols)               # (2B, 784 [+10]): real rows, then fake rows
+        self.put(both[:B], real, labels)
+        self.put(both[B:], fake, fake_labels)
+        target = self.buffer("target", 2 * B, 1)
+        target[:B], target[B:] = self.config["smooth"], 0
+        both_labels = be.xp.concatenate([labels, fake_labels]) if labels is not None else None
         self.D.zero_grad()
         out = self.D.forward(both)                              # (2B, 1 [+10 class logits])
         d_loss, grad = self.d_loss(out, target, both_labels)
@@ -115,9 +142,13 @@ class GAN:
         # backward returns the input gradient and leaves D's parameter gradients alone.
         z_labels = be.randint(N_CLASSES, B) if labels is not None else None
         self.G.zero_grad()
-        fake = self.G.forward(self.with_labels(be.randn(B, self.config["latent_dim"]), z_labels))
-        out = self.D.forward(self.d_input(fake, z_labels))
-        g_loss, grad = self.d_loss(out, be.zeros(B, 1) + 1, z_labels)  # AC-GAN: also "look like digit y"
+        fake = self.G.forward(self.noise(B, z_labels))
+        if d_cols > IMAGE:                                      # D takes the one-hot label too
+            fake = self.put(self.buffer("d_in", B, d_cols), fake, z_labels)
+        out = self.D.forward(fake)
+        ones = self.buffer("ones", B, 1)
+        ones[...] = 1
+        g_loss, grad = self.d_loss(out, ones, z_labels)         # AC-GAN: also "look like digit y"
         dx = self.D.backward(grad, param_grads=False)          # (B, 784 [+10])
         self.G.backward(dx[:, :IMAGE], input_grad=False)        # the label columns are inputs, not G's
         self.opt_g.step()
@@ -125,8 +156,9 @@ class GAN:
         self.iteration += 1
         if self.ema is not None:  # ema = d ema + (1 - d) params; d ramps up so the start is forgotten
             d = min(self.config["ema"], (1 + self.iteration) / (10 + self.iteration))
+            self.ema -= self.G.flat_params  # written as d (ema - params) + params: three passes, no temporary
             self.ema *= d
-            self.ema += (1 - d) * self.G.flat_params
+            self.ema += self.G.flat_params
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
 
     def generate(self, z, labels=None):
@@ -137,7 +169,7 @@ class GAN:
         out = self.G.forward(self.with_labels(z, labels))
         if self.ema is not None:
             self.G.flat_params[...] = live
-        return (out + 1) / 2 if self.config["g_out"] == "tanh" else out
+        return (out + 1) / 2 if self.config["g_out"] == "tanh" else out.copy()  # G's output buffer is reused
 
     def sample(self, n, labels=None, batch=1000):
         """n host images (n, 28, 28) in [0, 1] for the given labels (conditional: random if None)."""
@@ -155,7 +187,7 @@ class Dataset:
     """Images kept on the device as uint8, converted to the preset's range one batch at a time."""
 
     def __init__(self, images, labels, be, data_range="unit"):
-        self.be = be
+        self.be, self.buffers = be, {}
         self.images = be.asarray(images.reshape(len(images), IMAGE), dtype="uint8")  # (N, 784) uint8
         self.labels = be.asarray(labels, dtype="int64")                                # (N,)
         # unit: x / 255 in [0, 1]; signed: x / 127.5 - 1 in [-1, 1]
@@ -165,9 +197,12 @@ class Dataset:
         return len(self.labels)
 
     def sample(self, batch_size):
-        """A random batch (with replacement) as floats, and its labels."""
-        idx = self.be.randint(len(self), batch_size)
-        x = self.images[idx].astype(self.be.dtype)
-        x *= self.scale
-        x += self.shift
+        """A random batch (with replacement) as floats in a reused buffer, valid until the next call, and its labels."""
+        be = self.be
+        idx = be.randint(len(self), batch_size)
+        u8 = be.take_rows(self.images, idx, reuse(self.buffers, "u8", self.images, (batch_size, IMAGE)))
+        x = reuse(self.buffers, "x", self.images, (batch_size, IMAGE), dtype=be.dtype)
+        be.xp.multiply(u8, be.dtype.type(self.scale), out=x)  # uint8 -> float happens here, batch by batch
+        if self.shift:
+            x += self.shift
         return x, self.labels[idx]

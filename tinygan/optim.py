@@ -31,7 +31,7 @@ class SGD:
 
 class Adam:
     """Adam with bias correction, in the form torch.optim.Adam uses."""
-    cpu_chunk = 65536  # entries updated together on the CPU: their p, g, m, v stay in cache for all 11 ops
+    cpu_chunk = 65536  # entries updated together on the CPU: their p, g, m, v stay in cache for all 12 ops
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         self.params = list(params)  # [(param, grad)]: a Sequential's flat buffers make this one pair
@@ -40,8 +40,14 @@ class Adam:
         self.v = [xp_of(p).zeros_like(p) for p, _ in self.params]
         first = self.params[0][0]
         # A GPU runs each op over a whole buffer at once; a CPU does better chunk by chunk.
-        self.chunk = self.cpu_chunk if xp_of(first).__name__ == "numpy" else max(p.size for p, _ in self.params)
-        self.scratch = xp_of(first).empty(self.chunk, first.dtype)
+        chunk = self.cpu_chunk if xp_of(first).__name__ == "numpy" else max(p.size for p, _ in self.params)
+        self.scratch = xp_of(first).empty_like(first, shape=(chunk,))
+        self.chunks = []  # (p, g, m, v, scratch) views of each chunk, made once: a step does only arithmetic
+        for (param, grad), m, v in zip(self.params, self.m, self.v):
+            P, G, M, V = param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1)
+            for a in range(0, P.size, chunk):
+                n = min(chunk, P.size - a)
+                self.chunks.append((P[a:a + n], G[a:a + n], M[a:a + n], V[a:a + n], self.scratch[:n]))
         self.t = 0
 
     def step(self):
@@ -50,23 +56,20 @@ class Adam:
         c2_sqrt = math.sqrt(1 - b2 ** self.t)
         # p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), with sqrt(1 - b2^t) moved to the top
         step_size, eps = self.lr / (1 - b1 ** self.t) * c2_sqrt, self.eps * c2_sqrt
-        for (param, grad), m_all, v_all in zip(self.params, self.m, self.v):
-            xp, P, G, M, V = xp_of(param), param.reshape(-1), grad.reshape(-1), m_all.reshape(-1), v_all.reshape(-1)
-            for a in range(0, P.size, self.chunk):
-                p, g, m, v = P[a:a + self.chunk], G[a:a + self.chunk], M[a:a + self.chunk], V[a:a + self.chunk]
-                s = self.scratch[:p.size]
-                m *= b1                   # m = b1 m + (1 - b1) g
-                xp.multiply(g, 1 - b1, out=s)
-                m += s
-                v *= b2                   # v = b2 v + (1 - b2) g^2
-                xp.multiply(g, g, out=s)
-                s *= 1 - b2
-                v += s
-                xp.sqrt(v, out=s)         # p -= step_size * m / (sqrt(v) + eps)
-                s += eps
-                xp.divide(m, s, out=s)
-                s *= step_size
-                p -= s
+        xp = xp_of(self.scratch)
+        for p, g, m, v, s in self.chunks:
+            m *= b1                   # m = b1 m + (1 - b1) g
+            xp.multiply(g, 1 - b1, out=s)
+            m += s
+            v *= b2                   # v = b2 v + (1 - b2) g^2
+            xp.multiply(g, g, out=s)
+            s *= 1 - b2
+            v += s
+            xp.sqrt(v, out=s)         # p -= step_size * m / (sqrt(v) + eps)
+            s += eps
+            xp.divide(m, s, out=s)
+            s *= step_size
+            p -= s
 
     def state_dict(self):
         """Step count, hyperparameters and moments as plain values and host arrays."""
