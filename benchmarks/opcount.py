@@ -2,8 +2,9 @@
 
 Counted: ufunc calls (elementwise, in-place, reductions such as .sum/.mean, and matmul/@),
 top-level __array_function__ calls (concatenate, where, clip, ...; not the ufuncs they call
-inside), backend allocations (randn, rand, randint, zeros) and indexing (__getitem__). On CuPy
-each ufunc or function call is roughly one kernel launch, so this is the launch budget too.
+inside), backend allocations (randn, rand, randint, zeros, empty) and indexing (__getitem__, which
+makes a view: no kernel). On CuPy each ufunc or function call is roughly one kernel launch, so the
+count without views is the launch budget; CuPy's Adam runs over whole buffers (whole_buffer_adam).
 """
 import collections
 
@@ -58,7 +59,7 @@ class Counting(np.ndarray):
 
 def _counting_backend(be):
     """Wrap the backend's allocators so every array they make is Counting (and counted)."""
-    for name in ("randn", "rand", "randint", "zeros"):
+    for name in ("randn", "rand", "randint", "zeros", "empty"):
         plain = getattr(be, name)
 
         def wrapped(*a, _plain=plain, _name=name, **kw):
@@ -83,13 +84,23 @@ def _counting_objects(*objs):
             setattr(obj, name, _convert(value))
 
 
-def count_step(preset, batch, images, labels):
-    """{'step': total, 'sample': total, 'by_op': Counter, 'matmul_flops': n} for one warm step."""
+def count_step(preset, batch, images, labels, whole_buffer_adam=False):
+    """{'step': total, 'sample': total, 'by_op': Counter, 'matmul_flops': n} for one warm step.
+
+    whole_buffer_adam: Adam updates each model in one pass over its flat buffers, as it does on CuPy
+    (on the CPU it goes chunk by chunk, 12 ops per chunk).
+    """
     import tinygan as tg
     from tinygan.gan import GAN, Dataset, make_config
+    from tinygan.optim import Adam
     config = make_config(preset, batch_size=batch)
     be = tg.Backend("numpy", "float32", seed=0)
-    gan = GAN(config, be)
+    chunk = Adam.cpu_chunk
+    Adam.cpu_chunk = 1 << 40 if whole_buffer_adam else chunk
+    try:
+        gan = GAN(config, be)
+    finally:
+        Adam.cpu_chunk = chunk
     data = Dataset(images, labels, be, config["data_range"])
     _counting_objects(gan, data, *(o for o in vars(gan).values() if hasattr(o, "__dict__") and o is not be))
     _counting_objects(*gan.G.layers, *gan.D.layers)
@@ -103,12 +114,12 @@ def count_step(preset, batch, images, labels):
     gan.step(real)
     by_op = collections.Counter(COUNTS)
     return dict(preset=preset, batch=batch, step=sum(by_op.values()), sample=sample_ops,
-                by_op=dict(by_op.most_common()), matmul_flops=MATMUL_FLOPS[0],
-                matmuls=by_op.get("ufunc matmul", 0))
+                views=by_op.get("indexing []", 0), by_op=dict(by_op.most_common()), matmul_flops=MATMUL_FLOPS[0],
+                matmuls=by_op.get("ufunc matmul", 0), whole_buffer_adam=whole_buffer_adam)
 
 
 if __name__ == "__main__":
     import json
     import sys
     im, lb = common.load_train(sys.argv[1] if len(sys.argv) > 1 else None)
-    print(json.dumps([count_step(p, 64, im, lb) for p in common.PRESETS]))
+    print(json.dumps([count_step(p, 64, im, lb, whole) for whole in (False, True) for p in common.PRESETS]))

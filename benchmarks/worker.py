@@ -1,4 +1,4 @@
-"""One benchmark process: interleaved tinygan / PyTorch / GEMM-floor blocks for every config, as JSON.
+"""One benchmark process: interleaved tinygan / PyTorch / GEMM-floor / Adam-alone blocks for every config, as JSON.
 
 Run by bench_step.py in a subprocess whose environment pins the BLAS/OpenMP thread count.
 """
@@ -17,7 +17,7 @@ from flops import FloorRunner, gemm_flops, square_gemm_rate, step_gemms
 
 
 def tinygan_runner(preset, B, images, labels, backend):
-    """A zero-argument callable doing one tinygan iteration (sample a batch, GAN.step)."""
+    """(A zero-argument callable doing one tinygan iteration (sample a batch, GAN.step), its backend)."""
     import tinygan as tg
     from tinygan.gan import GAN, Dataset, make_config
     config = make_config(preset, batch_size=B)
@@ -29,6 +29,19 @@ def tinygan_runner(preset, B, images, labels, backend):
         real, _ = data.sample(B)
         return gan.step(real)
     return run, be
+
+
+def adam_runner(preset, B, be):
+    """Both Adam updates of a step (G's and D's), alone, on a GAN of their own: the optimizer's share."""
+    from tinygan.gan import GAN, make_config
+    gan = GAN(make_config(preset, batch_size=B), be)
+    gan.G.flat_grads[...] = 1e-3  # any gradient: the update's cost does not depend on its values
+    gan.D.flat_grads[...] = 1e-3
+
+    def run():
+        gan.opt_d.step()
+        gan.opt_g.step()
+    return run
 
 
 def timed_block(fn, n, sync):
@@ -68,6 +81,7 @@ def bench_config(preset, B, images, labels, args, torch, device):
             runners["torch:" + name] = (TorchGAN(preset, B, images, device, **kw).step, sync_t)
     gemms = step_gemms(preset, B)
     runners["floor"] = (FloorRunner(be.xp, be.dtype, gemms), sync_np)
+    runners["adam"] = (adam_runner(preset, B, be), sync_np)
 
     sizes = {k: calibrate(fn, sync, args.block_s, args.warmup_s) for k, (fn, sync) in runners.items()}
     rates = {k: [] for k in runners}
@@ -83,7 +97,7 @@ def bench_config(preset, B, images, labels, args, torch, device):
     row = dict(preset=preset, batch=B, tinygan_its=med["tinygan"],
                torch_its=med[best] if best else None, torch_best=best[6:] if best else None,
                torch_variants={k[6:]: med[k] for k in torch_names},
-               floor_flops=flops, floor_its=med["floor"], gemm_gflops=flops * med["floor"] / 1e9,
+               floor_flops=flops, floor_its=med["floor"], gemm_gflops=flops * med["floor"] / 1e9, adam_its=med["adam"],
                spread={k: (min(v), max(v)) for k, v in rates.items()}, block_iters=sizes)
     if args.backend == "cupy":
         pool = be.xp.get_default_memory_pool()

@@ -142,7 +142,7 @@ def reuse(buffers, name, like, shape, dtype=None):
     buf, dtype = buffers.get(name), like.dtype if dtype is None else dtype
     if buf is None or len(buf) < shape[0] or buf.shape[1:] != tuple(shape[1:]) or buf.dtype != dtype:
         buf = buffers[name] = xp_of(like).empty_like(like, dtype=dtype, shape=tuple(shape), order="C")
-    return buf[:shape[0]]
+    return buf if len(buf) == shape[0] else buf[:shape[0]]
 
 
 _modules = {}

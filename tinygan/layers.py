@@ -56,12 +56,15 @@ class Dense(Layer):
         # dout: (B, out). y = xW + b  =>  dW = x^T dout, db = sum_B dout, dx = dout W^T
         xp = xp_of(dout)
         if param_grads:  # computed into scratch, then added: gradients of several backward calls add up
-            dW, db = self.buffer("dW", self.W, self.W.shape), self.buffer("db", self.b, self.b.shape)
+            dW, db = self.buffer("dW_new", self.W, self.W.shape), self.buffer("db_new", self.b, self.b.shape)
             self.dW += xp.matmul(self.x.T, dout, out=dW)
             self.db += dout.sum(axis=0, out=db)
         if not input_grad:
             return None
-        return xp.matmul(dout, self.W.T, out=self.buffer("dx", dout, (len(dout), self.n_in)))
+        dx = self.buffer("dx", dout, (len(dout), self.n_in))
+        if self.n_out == 1:  # an outer product: numpy's matmul has no fast path for one inner dimension
+            return xp.multiply(dout, self.W.T, out=dx)
+        return xp.matmul(dout, self.W.T, out=dx)
 
 
 class ReLU(Layer):

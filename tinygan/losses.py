@@ -32,9 +32,11 @@ def softmax_cross_entropy(z, labels):
     xp = xp_of(z)
     rows = xp.arange(z.shape[0])
     shifted = z - z.max(axis=1, keepdims=True)  # the shift cancels in softmax and avoids overflow
-    log_sum = xp.log(xp.exp(shifted).sum(axis=1))
-    loss = xp.mean(log_sum - shifted[rows, labels])
+    grad = xp.exp(shifted)                      # (B, C), softmax(z) once divided by its row sums
+    sums = grad.sum(axis=1, keepdims=True)      # (B, 1)
+    loss = xp.mean(xp.log(sums[:, 0]) - shifted[rows, labels])
     # dL/dz = (softmax(z) - onehot(labels)) / B
-    grad = xp.exp(shifted - log_sum[:, None])
+    grad /= sums
     grad[rows, labels] -= 1
-    return loss, grad / z.shape[0]
+    grad /= z.shape[0]
+    return loss, grad

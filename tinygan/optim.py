@@ -40,7 +40,8 @@ class Adam:
         self.v = [xp_of(p).zeros_like(p) for p, _ in self.params]
         first = self.params[0][0]
         # A GPU runs each op over a whole buffer at once; a CPU does better chunk by chunk.
-        chunk = self.cpu_chunk if xp_of(first).__name__ == "numpy" else max(p.size for p, _ in self.params)
+        largest = max(p.size for p, _ in self.params)
+        chunk = min(self.cpu_chunk, largest) if xp_of(first).__name__ == "numpy" else largest
         self.scratch = xp_of(first).empty_like(first, shape=(chunk,))
         self.chunks = []  # (p, g, m, v, scratch) views of each chunk, made once: a step does only arithmetic
         for (param, grad), m, v in zip(self.params, self.m, self.v):

@@ -1,0 +1,140 @@
+"""The engine's reused buffers: results stay right at any batch size, and a training step allocates no arrays."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import tinygan as tg
+from tinygan.backend import reuse
+from tinygan.gan import GAN, Dataset, make_config
+
+# A temporary of a (B, n) float32 activation costs 4 n bytes per batch row. A step may still allocate
+# per-sample loss columns (2B x 1, and 2B x 10 class logits for AC-GAN) and numpy's fixed-size iterator
+# scratch; the test allows half of the narrowest activation's bytes per row, so any activation-sized
+# temporary fails it.
+
+
+def transient_bytes(fn, repeats=2):
+    """The most memory fn() holds at once above what was live before it (numpy arrays included), and the growth."""
+    tracemalloc.start()
+    try:
+        fn()  # warm: buffers are made on the first call
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for _ in range(repeats):
+            fn()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - base, current - base
+
+
+def step_transients(config, B):
+    """(peak temporary bytes, growth) of a sample-and-step iteration at batch B."""
+    be = tg.Backend("numpy", "float32", seed=0)
+    gan = GAN(config, be)
+    rng = np.random.default_rng(0)
+    data = Dataset(rng.integers(0, 256, (300, 28, 28), dtype=np.uint8), rng.integers(0, 10, 300), be,
+                   config["data_range"])
+
+    def iteration():
+        real, labels = data.sample(B)
+        gan.step(real, labels if config["conditional"] else None)
+    return transient_bytes(iteration, repeats=3)
+
+
+def test_the_measure_sees_a_temporary():
+    rows = {}
+    for B in (128, 256):
+        x = np.ones((B, 64), np.float32)
+        rows[B], growth = transient_bytes(lambda: x * 2)
+        assert growth < x.nbytes
+    assert (rows[256] - rows[128]) / 128 >= 64 * 4
+
+
+@pytest.mark.parametrize("preset, overrides", [
+    ("seed", {}), ("deep", {}),
+    ("deep", dict(conditional=True, g_hidden=[256, 512, 1024])),  # AC-GAN; class logits are 10 of 256 columns
+])
+def test_training_step_allocates_no_arrays(preset, overrides):
+    config = make_config(preset, **overrides)
+    allowed = min(config["g_hidden"] + config["d_hidden"]) * 4 / 2  # bytes per batch row
+    (small, growth), (large, _) = step_transients(config, 128), step_transients(config, 256)
+    per_row = (large - small) / 128
+    assert per_row < allowed, (
+        f"a {preset} step's temporaries grow by {per_row:.0f} bytes per batch row (peak {large} bytes at "
+        f"batch 256, allowed {allowed:.0f} per row): an activation-sized array is allocated inside the step")
+    assert growth < 4096, f"{growth} bytes more live after 3 steps: something accumulates"
+
+
+def test_forward_and_backward_are_right_at_changing_batch_sizes(be64):
+    model = tg.Sequential(tg.Dense(4, 6, be=be64), tg.LeakyReLU(0.2), tg.Dense(6, 3, be=be64), tg.Tanh())
+    W1, b1, W2, b2 = (be64.to_host(p) for p, _ in model.parameters())
+    for B in (5, 9, 2, 9):  # grow, shrink, regrow: buffers are reused by their leading rows
+        x = be64.randn(B, 4)
+        h = be64.to_host(x) @ W1 + b1
+        a = np.maximum(h, 0.2 * h)
+        y = np.tanh(a @ W2 + b2)
+        assert np.allclose(be64.to_host(model.forward(x)), y, rtol=1e-12, atol=1e-12)
+        dout = be64.randn(B, 3)
+        model.zero_grad()
+        dx = be64.to_host(model.backward(dout))
+        da = (be64.to_host(dout) * (1 - y ** 2)) @ W2.T
+        assert np.allclose(dx, (da * np.where(h > 0, 1, 0.2)) @ W1.T, rtol=1e-12, atol=1e-12)
+        assert np.allclose(be64.to_host(model.layers[0].dW), be64.to_host(x).T @ (da * np.where(h > 0, 1, 0.2)))
+
+
+def test_forward_output_is_reused_and_to_host_copies(be32):
+    layer = tg.Dense(3, 2, be=be32)
+    first = layer.forward(be32.randn(4, 3))
+    kept = be32.to_host(first)
+    second = layer.forward(be32.randn(4, 3))
+    assert be32.xp.shares_memory(first, second), "same batch size: same buffer"
+    assert not np.array_equal(kept, be32.to_host(second)), "the host copy keeps the first result"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("slope", [0.0, 0.01, 0.2, 0.3, 1.0])
+def test_leaky_relu_is_exactly_the_max_form(dtype, slope):
+    be = tg.Backend("numpy", dtype, seed=1)
+    x = be.randn(64, 33)
+    x[0, :3] = 0.0
+    act = tg.LeakyReLU(slope)
+    y = act.forward(x)
+    assert np.array_equal(y, np.maximum(x, x * x.dtype.type(slope)))
+    assert set(np.unique(act.dydx)) <= {x.dtype.type(slope), x.dtype.type(1)}
+    dout = be.randn(64, 33)
+    assert np.array_equal(act.backward(dout), np.where(x > 0, dout, dout * x.dtype.type(slope)))
+
+
+def test_randn_is_standard_normal_and_seeded():
+    be = tg.Backend("numpy", "float32", seed=5)
+    z = be.randn(200_001).astype(np.float64)  # odd size: the last Box-Muller pair is half used
+    assert z.dtype == np.float64 and z.shape == (200_001,)
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+    assert abs(np.mean(np.abs(z) < 1) - 0.6827) < 0.005 and abs(np.mean(np.abs(z) < 2) - 0.9545) < 0.003
+    h = len(z) // 2
+    assert abs(np.corrcoef(z[:h], z[h + 1:h + 1 + h])[0, 1]) < 0.01, "the cos and sin halves must be independent"
+    out = np.empty((3, 7), np.float32)
+    assert tg.Backend("numpy", seed=9).randn(out=out) is out
+    assert np.array_equal(out, tg.Backend("numpy", seed=9).randn(3, 7)), "out= draws the same stream"
+
+
+def test_dataset_sample_converts_the_drawn_rows():
+    images = np.repeat(np.arange(200, dtype=np.uint8), 784).reshape(200, 28, 28)  # image i is all i
+    be = tg.Backend("numpy", "float32", seed=0)
+    data = Dataset(images, np.arange(200) % 10, be, "signed")
+    x, labels = data.sample(64)
+    rows = np.rint((x[:, 0] + 1) * 127.5).astype(int)  # which image each row came from
+    assert np.allclose(x, np.broadcast_to(rows[:, None] / 127.5 - 1, (64, 784)), rtol=0, atol=1e-6)
+    assert np.array_equal(labels, rows % 10)
+
+
+def test_reuse_grows_and_hands_out_leading_rows():
+    like, store = np.zeros(1, np.float32), {}
+    a = reuse(store, "h", like, (8, 3))
+    b = reuse(store, "h", like, (5, 3))
+    assert b.shape == (5, 3) and np.shares_memory(a, b) and b.flags.c_contiguous
+    c = reuse(store, "h", like, (12, 3))
+    assert c.shape == (12, 3) and not np.shares_memory(a, c)
+    assert reuse(store, "h", like, (4, 3), dtype=np.float64).dtype == np.float64
