@@ -135,7 +135,8 @@ class GAN:
         d_loss, grad = self.d_loss(out, target, both_labels)
         self.D.backward(grad, input_grad=False)
         self.opt_d.step()
-        self.d_out = p = self.prob(out[:, :1])                  # (2B, 1): D(x) rows, then D(G(z)) rows
+        p = self.d_out = self.buffer("d_out", 2 * B, 1)        # (2B, 1): D(x) rows, then D(G(z)) rows
+        p[...] = self.prob(out[:, :1])                          # a copy: the G update reuses D's buffers
         d_real, d_fake = p[:B].mean(), p[B:].mean()
 
         # Generator, non-saturating: minimise BCE(D(G(z)), 1) = -log D(G(z)). D is frozen: its

@@ -128,7 +128,7 @@ class Tracer:
         """The trace of the step just taken (real, labels: its batch) as a JSON-ready dict, with new diagnoses."""
         gan, xp = self.gan, self.gan.be.xp
         # The G update's forwards left their inputs in the first Dense caches: z (B, latent [+10]), G(z) (B, 784 [+10]).
-        z, fake = gan.G.layers[0].x, gan.D.layers[0].x
+        z, fake = gan.G.layers[0].x.copy(), gan.D.layers[0].x.copy()  # copies: the forwards below reuse G's buffers
         g_before, d_before = self.before or (None, None)
         B = len(gan.d_out) // 2  # d_out: (2B, 1), D(x) rows then D(G(z)) rows, from the D update
         images = gan.generate(self.fixed_z, self.fixed_y)  # (N, 784) in [0, 1]
