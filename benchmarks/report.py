@@ -114,11 +114,30 @@ def demand_table(res):
     return out
 
 
+def gpu_memory_lines(res):
+    """CuPy's memory pool after each configuration (and PyTorch CUDA's peak), when the run was on a GPU."""
+    rows = [r for r in rows_of(res) if "cupy_pool_used_mb" in r]
+    if not rows:
+        return []
+    out = ["| preset | batch | CuPy pool used MB | CuPy pool total MB | PyTorch CUDA max allocated MB |",
+           "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['preset']} | {r['batch']} | {r['cupy_pool_used_mb']:.1f} | {r['cupy_pool_total_mb']:.1f} | "
+                   f"{r.get('torch_cuda_max_alloc_mb', float('nan')):.1f} |")
+    return ["### GPU memory", "", *out, ""]
+
+
 def profile_lines(res):
     out = []
     for p in res.get("profile") or []:
+        if "matmul_ms_per_step" in p:
+            out.append(f"{p['preset']}, batch {p['batch']}, 1 thread: without the profiler {p['plain_ms_per_step']:.2f} ms "
+                       f"per step, of which {p['matmul_ms_per_step']:.2f} ms ({p['matmul_ms_per_step'] / p['plain_ms_per_step']:.0%}) "
+                       f"inside the step's matmuls (every call timed) and {p['plain_ms_per_step'] - p['matmul_ms_per_step']:.2f} ms "
+                       "in everything else.")
+            out.append("")
         out.append(f"{p['preset']}, batch {p['batch']}, 1 thread: {p['ms_per_step']:.2f} ms per step under cProfile "
-                   f"({p['steps']} steps); own time per step:")
+                   f"({p['steps']} steps); own time per step (a matmul's time counts as its caller's):")
         out.append("")
         out.append("| ms / step | % | calls / step | function |")
         out.append("|---:|---:|---:|---|")
@@ -155,7 +174,7 @@ def markdown(res):
            "Below 100%, the target asks for less time than those two parts need, before any layer, loss or "
            "sampling work.", "", *demand_table(res), "",
            "### PyTorch variants (it/s)", "", *variants_table(res), "",
-           "### Array operations per step", "", *opcount_lines(res), ""]
+           "### Array operations per step", "", *opcount_lines(res), "", *gpu_memory_lines(res)]
     m = res.get("memory")
     if m:
         out += ["### Memory", "",
@@ -177,4 +196,6 @@ def text(res):
         out.append(f"{r['preset']:5s} B={r['batch']:<4d} threads={r['threads']}  tinygan {r['tinygan_its']:8.1f} it/s  "
                    f"torch {r['torch_its'] or float('nan'):8.1f} it/s ({r['torch_best']})  ratio {ratio:5.2f}x  "
                    f"floor/step {r['tinygan_its'] / r['floor_its']:4.0%}")
-    return "\n".join(out + target_lines(res))
+    pool = [f"{r['preset']:5s} B={r['batch']:<4d} CuPy pool used {r['cupy_pool_used_mb']:.1f} MB of "
+            f"{r['cupy_pool_total_mb']:.1f} MB" for r in rows_of(res) if "cupy_pool_used_mb" in r]
+    return "\n".join(out + pool + target_lines(res))
