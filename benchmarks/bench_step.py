@@ -78,7 +78,7 @@ def main(argv=None):
     p.add_argument("--threads", help="thread counts, each in its own process (default 1,2; quick 1)")
     p.add_argument("--presets", default="seed,deep")
     p.add_argument("--batches", help="batch sizes (default 64,256; quick 64)")
-    p.add_argument("--repeats", type=int, help="timed blocks per implementation (default 7; quick 3)")
+    p.add_argument("--repeats", type=int, help="timed blocks per implementation (default 9; quick 3)")
     p.add_argument("--block-s", type=float, help="seconds per block (default 0.4; quick 0.03)")
     p.add_argument("--memory-iterations", type=int, help="iterations of the RSS run (default 10000; quick 300)")
     p.add_argument("--no-extras", action="store_true", help="skip the memory run, op count and profile")
@@ -88,7 +88,7 @@ def main(argv=None):
     p.add_argument("--json", metavar="PATH", help="also save the raw results as JSON")
     args = p.parse_args(argv)
 
-    repeats = args.repeats or (3 if args.quick else 7)
+    repeats = args.repeats or (3 if args.quick else 9)
     block_s = args.block_s or (0.03 if args.quick else 0.4)
     warmup_s = 0.05 if args.quick else 0.5
     mem_iters = args.memory_iterations or (300 if args.quick else 10000)

@@ -93,10 +93,15 @@ def bench_config(preset, B, images, labels, args, torch, device):
     med = {k: statistics.median(v) for k, v in rates.items()}
     torch_names = [k for k in med if k.startswith("torch:")]
     best = max(torch_names, key=med.get) if torch_names else None
+    # Each round's blocks run back to back, so load that comes and goes hits both sides of a round alike:
+    # the median of the per-round ratios is the comparison; its min and max show the spread.
+    paired = sorted(a / b for a, b in zip(rates["tinygan"], rates[best])) if best else None
     flops = gemm_flops(gemms)
     row = dict(preset=preset, batch=B, tinygan_its=med["tinygan"],
                torch_its=med[best] if best else None, torch_best=best[6:] if best else None,
                torch_variants={k[6:]: med[k] for k in torch_names},
+               paired_ratio=statistics.median(paired) if paired else None,
+               paired_ratio_range=(paired[0], paired[-1]) if paired else None,
                floor_flops=flops, floor_its=med["floor"], gemm_gflops=flops * med["floor"] / 1e9, adam_its=med["adam"],
                spread={k: (min(v), max(v)) for k, v in rates.items()}, block_iters=sizes)
     if args.backend == "cupy":
@@ -116,7 +121,7 @@ def main():
     p.add_argument("--batches", default="64,256")
     p.add_argument("--block-s", type=float, default=0.4, help="seconds per timed block")
     p.add_argument("--warmup-s", type=float, default=0.5)
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--data")
     args = p.parse_args()
 
