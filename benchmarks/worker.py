@@ -31,6 +31,11 @@ def tinygan_runner(preset, B, images, labels, backend):
     return run, be
 
 
+# OpenBLAS's and OpenMP's worker threads keep spinning for up to ~0.1 s after a call. Both libraries live
+# in this process, so with 2 threads a block would otherwise share its cores with the other side's spinners.
+SETTLE_S = 0.2
+
+
 def adam_runner(preset, B, be):
     """Both Adam updates of a step (G's and D's), alone, on a GAN of their own: the optimizer's share."""
     from tinygan.gan import GAN, make_config
@@ -89,6 +94,8 @@ def bench_config(preset, B, images, labels, args, torch, device):
     for r in range(args.repeats):
         for k in (order if r % 2 == 0 else order[::-1]):   # alternate the order: no position bias
             fn, sync = runners[k]
+            if args.threads > 1:  # let the last block's BLAS/OpenMP worker threads stop spinning on the cores
+                time.sleep(SETTLE_S)
             rates[k].append(timed_block(fn, sizes[k], sync))
     med = {k: statistics.median(v) for k, v in rates.items()}
     torch_names = [k for k in med if k.startswith("torch:")]
