@@ -150,3 +150,20 @@ def test_what_a_step_keeps_survives_the_generator_update(preset):
     # d_out holds D's verdicts from the D update; the G update runs D again on buffers of its own rows
     assert float(gan.d_out[:8].mean()) == float(stats["d_real"])
     assert float(gan.d_out[8:].mean()) == float(stats["d_fake"])
+
+
+def test_an_unconditional_step_ignores_labels():
+    gan = GAN(make_config("seed", g_hidden=[16], d_hidden=[16]), tg.Backend("numpy", "float32", seed=0))
+    stats = gan.step(tg.Backend("numpy", seed=1).rand(8, 784), np.arange(8) % 10)
+    assert np.isfinite(float(stats["d_loss"]))
+
+
+def test_randn_refuses_a_non_contiguous_out():
+    buf = np.zeros((4, 6), np.float32)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        tg.Backend("numpy").randn(out=buf[:, :3])
+
+
+def test_dropout_probability_is_checked():
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\)"):
+        tg.Dropout(1.0)

@@ -59,6 +59,9 @@ class Backend:
             out[...] = z
             return out
         out = self.xp.empty(shape, self.dtype) if out is None else out
+        if not out.flags.c_contiguous:
+            raise ValueError(f"randn(out=...) needs a C-contiguous array; got one of shape {out.shape} "
+                             "that is not (pass a contiguous buffer, or copy the result into a slice)")
         # Box-Muller over whole arrays: with u1, u2 uniform, r = sqrt(-2 ln(1 - u1)) and t = 2 pi u2 give
         # r cos(t) and r sin(t), two independent N(0, 1) samples. Vectorised, this is ~3x faster than
         # numpy's one-at-a-time ziggurat; the stream is still fixed by the seed.

@@ -118,6 +118,8 @@ class GAN:
         be, B = self.be, real.shape[0]  # real: (B, 784) in the preset's data range
         if self.config["conditional"] and labels is None:
             raise ValueError("a conditional GAN's step needs the real batch's labels")
+        if not self.config["conditional"]:
+            labels = None  # an unconditional GAN ignores labels it is given
         d_cols = self.D.layers[0].n_in  # 784, or 794 when D also sees the one-hot label
 
         # Discriminator: real labelled `smooth` (1, or 0.9 for one-sided smoothing), fake labelled 0.

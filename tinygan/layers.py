@@ -152,6 +152,8 @@ class Dropout(Layer):
     """Zero each unit with probability p while training, scaling the rest by 1/(1-p)."""
 
     def __init__(self, p=0.3, be=None):
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout probability {p} must be in [0, 1): at 1 every unit would be dropped")
         self.p, self.be = p, be or get_backend()
 
     def __repr__(self):
