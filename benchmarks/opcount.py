@@ -2,7 +2,7 @@
 
 Counted: ufunc calls (elementwise, in-place, reductions such as .sum/.mean, and matmul/@),
 top-level __array_function__ calls (concatenate, where, clip, ...; not the ufuncs they call
-inside), backend allocations (randn, rand, randint, zeros, empty) and indexing (__getitem__, which
+inside), backend allocations (randn, rand, randint, zeros) and indexing (__getitem__, which
 makes a view: no kernel). On CuPy each ufunc or function call is roughly one kernel launch, so the
 count without views is the launch budget; CuPy's Adam runs over whole buffers (whole_buffer_adam).
 """
@@ -59,7 +59,7 @@ class Counting(np.ndarray):
 
 def _counting_backend(be):
     """Wrap the backend's allocators so every array they make is Counting (and counted)."""
-    for name in ("randn", "rand", "randint", "zeros", "empty"):
+    for name in ("randn", "rand", "randint", "zeros"):
         plain = getattr(be, name)
 
         def wrapped(*a, _plain=plain, _name=name, **kw):

@@ -46,6 +46,7 @@ class Backend:
             raise BackendError(f"unknown dtype {dtype!r}: choose 'float32' or 'float64'")
         self.name, self.xp, self.dtype, self.seed = name, xp, xp.dtype(dtype), seed
         self.buffers = {}  # scratch arrays reused across calls (see reuse)
+
     def __repr__(self):
         return f"Backend({self.name!r}, dtype={self.dtype.name!r}, seed={self.seed})"
 
@@ -117,10 +118,6 @@ class Backend:
 
     def zeros(self, *shape):
         return self.xp.zeros(shape, dtype=self.dtype)
-
-    def empty(self, *shape):
-        """An uninitialised array of the backend's dtype (for buffers that are always written first)."""
-        return self.xp.empty(shape, dtype=self.dtype)
 
     def take_rows(self, a, idx, out):
         """out[i] = a[idx[i]] for in-range indices idx, written into out with no temporary."""

@@ -77,7 +77,7 @@ class GAN:
         """x, with the one-hot label appended in conditional mode."""
         if not self.config["conditional"]:
             return x
-        return self.be.xp.concatenate([x, self.eye[labels]], axis=1)  # (B, n + 10)
+        return self.put(self.be.xp.empty((len(x), x.shape[1] + N_CLASSES), x.dtype), x, labels)  # (B, n + 10)
 
     def d_input(self, x, labels):
         """What D sees: the image, plus the one-hot label unless D predicts the label itself."""
