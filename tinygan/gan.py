@@ -1,7 +1,7 @@
 """A GAN: generator, discriminator, their Adams, and one training step."""
 from .backend import reuse, xp_of
 from .layers import Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
-from .losses import bce, bce_with_logits, softmax_cross_entropy
+from .losses import bce_with_logits, sigmoid, softmax_cross_entropy
 from .optim import Adam
 
 N_CLASSES, IMAGE = 10, 784
@@ -65,7 +65,11 @@ class GAN:
         self.opt_g = Adam([(self.G.flat_params, self.G.flat_grads)], **adam)
         self.opt_d = Adam([(self.D.flat_params, self.D.flat_grads)], **adam)
         self.ema = self.G.flat_params.copy() if c["ema"] else None  # averaged G weights for sampling
-        self.loss = bce_with_logits if c["d_logits"] else bce
+        # D's loss is BCE(sigmoid(logit), target) in both presets. The seed preset's D ends in a Sigmoid layer;
+        # the loss is computed from the logit below it: the same maths as BCE on D's probability, but exact
+        # without a clip, so G's gradient does not vanish where D(G(z)) is tiny.
+        self.loss = bce_with_logits
+        self.logits = None if c["d_logits"] else -1  # D's layers up to its logits: all, or all but the Sigmoid
         self.eye = be.xp.eye(N_CLASSES, dtype=be.dtype)  # one-hot rows for labels
         self.buffers = {}  # step()'s reused arrays: noise, D's concatenated input, targets
 
@@ -99,19 +103,22 @@ class GAN:
         return dst
 
     def d_loss(self, out, target, labels):
-        """D's adversarial loss on column 0, plus aux x class loss on columns 1-10 (AC-GAN); grad: (N, 1 [+10])."""
-        loss, grad = self.loss(out[:, :1], target)
+        """D's adversarial loss on logit column 0, plus aux x class loss on columns 1-10 (AC-GAN); grad: (N, 1 [+10])."""
+        grad = self.buffer("d_grad", *out.shape)  # the gradients are written into one reused (N, 1 [+10]) array
+        loss, _ = self.loss(out[:, :1], target, out=grad[:, :1])
         if not self.aux:
             return loss, grad
-        class_loss, class_grad = softmax_cross_entropy(out[:, 1:], labels)
-        full = self.buffer("d_grad", *out.shape)  # (N, 11)
-        full[:, :1] = grad
-        self.be.xp.multiply(class_grad, self.aux, out=full[:, 1:])
-        return loss + self.aux * class_loss, full
+        # The class head works in a contiguous copy: numpy would buffer every operation on the strided view.
+        logits = self.buffer("class_logits", len(out), N_CLASSES)
+        logits[...] = out[:, 1:]
+        class_loss, class_grad = softmax_cross_entropy(logits, labels, out=logits)
+        class_grad *= self.aux
+        grad[:, 1:] = class_grad
+        return loss + self.aux * class_loss, grad
 
-    def prob(self, out):
-        """D's output as a probability (D ends in logits or in a sigmoid, by preset)."""
-        return 0.5 + 0.5 * xp_of(out).tanh(0.5 * out) if self.config["d_logits"] else out
+    def prob(self, logits):
+        """D's probability that a row is real, sigmoid(logit), from D's logit column."""
+        return sigmoid(logits)
 
     def step(self, real, labels=None):
         """One D update on real and fake, then one G update through a frozen D; returns 0-d arrays."""
@@ -133,9 +140,9 @@ class GAN:
         target[:B], target[B:] = self.config["smooth"], 0
         both_labels = be.xp.concatenate([labels, fake_labels]) if labels is not None else None
         self.D.zero_grad()
-        out = self.D.forward(both)                              # (2B, 1 [+10 class logits])
+        out = self.D.forward(both, upto=self.logits)            # (2B, 1 [+10 class logits])
         d_loss, grad = self.d_loss(out, target, both_labels)
-        self.D.backward(grad, input_grad=False)
+        self.D.backward(grad, input_grad=False, upto=self.logits)
         self.opt_d.step()
         p = self.d_out = self.buffer("d_out", 2 * B, 1)        # (2B, 1): D(x) rows, then D(G(z)) rows
         p[...] = self.prob(out[:, :1])                          # a copy: the G update reuses D's buffers
@@ -148,11 +155,11 @@ class GAN:
         fake = self.G.forward(self.noise(B, z_labels))
         if d_cols > IMAGE:                                      # D takes the one-hot label too
             fake = self.put(self.buffer("d_in", B, d_cols), fake, z_labels)
-        out = self.D.forward(fake)
+        out = self.D.forward(fake, upto=self.logits)
         ones = self.buffer("ones", B, 1)
         ones[...] = 1
         g_loss, grad = self.d_loss(out, ones, z_labels)         # AC-GAN: also "look like digit y"
-        dx = self.D.backward(grad, param_grads=False)          # (B, 784 [+10])
+        dx = self.D.backward(grad, param_grads=False, upto=self.logits)  # (B, 784 [+10])
         self.G.backward(dx[:, :IMAGE], input_grad=False)        # the label columns are inputs, not G's
         self.opt_g.step()
 

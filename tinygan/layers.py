@@ -13,9 +13,9 @@ class Layer:
     def __call__(self, x):
         return self.forward(x)
 
-    def buffer(self, name, like, shape):
-        """This layer's reusable array `name` of the given shape, with like's array type and dtype."""
-        return reuse(self.__dict__.setdefault("buffers", {}), name, like, shape)
+    def buffer(self, name, like, shape, dtype=None):
+        """This layer's reusable array `name` of the given shape, with like's array type (and dtype unless given)."""
+        return reuse(self.__dict__.setdefault("buffers", {}), name, like, shape, dtype)
 
     def named_parameters(self):
         """[(name, param, grad)] for every parameter array of this layer."""
@@ -107,26 +107,31 @@ class LeakyReLU(Layer):
 
 
 class Sigmoid(Layer):
-    """1 / (1 + exp(-x)), computed as (1 + tanh(x/2)) / 2 so it never overflows."""
+    """1 / (1 + exp(-x)), accurate in both tails: it never overflows and tiny outputs keep their digits."""
 
     def __repr__(self):
         return "Sigmoid()"
 
     def forward(self, x):
+        # With e = exp(-|x|) in (0, 1]: sigmoid(x) = 1 / (1 + e) where x >= 0 and e / (1 + e) where x < 0,
+        # so nothing overflows and no tail is computed as a difference of nearly equal numbers.
         xp = xp_of(x)
-        out = xp.multiply(x, 0.5, out=self.buffer("out", x, x.shape))
-        xp.tanh(out, out=out)
-        out *= 0.5
-        out += 0.5
-        self.out = out  # backward needs only the output
+        e = self.dydx = self.buffer("dydx", x, x.shape)
+        xp.abs(x, out=e)
+        xp.negative(e, out=e)
+        xp.exp(e, out=e)
+        den = xp.add(e, 1, out=self.buffer("den", x, x.shape))  # 1 + e, in [1, 2]
+        out = self.buffer("out", x, x.shape)
+        out[...] = e
+        xp.copyto(out, 1, where=xp.greater_equal(x, 0, out=self.buffer("pos", x, x.shape, bool)))
+        out /= den
+        # dy/dx = s (1 - s) = e / (1 + e)^2: exact in both tails, so it stays above zero where s rounds to 1
+        e /= den
+        e /= den
         return out
 
     def backward(self, dout, param_grads=True):
-        # d sigmoid / dx = s (1 - s)
-        dx = xp_of(dout).subtract(1, self.out, out=self.buffer("dx", dout, dout.shape))
-        dx *= self.out
-        dx *= dout
-        return dx
+        return xp_of(dout).multiply(dout, self.dydx, out=self.buffer("dx", dout, dout.shape))
 
 
 class Tanh(Layer):
@@ -199,15 +204,17 @@ class Sequential(Layer):
     def __repr__(self):
         return "Sequential(" + ", ".join(map(repr, self.layers)) + ")"
 
-    def forward(self, x):
-        for layer in self.layers:
+    def forward(self, x, upto=None):
+        """Apply the layers in order; upto=k stops after the first k (an intermediate feature)."""
+        for layer in self.layers[:upto]:
             x = layer.forward(x)
         return x
 
-    def backward(self, dout, param_grads=True, input_grad=True):
+    def backward(self, dout, param_grads=True, input_grad=True, upto=None):
         """Backpropagate dout; param_grads=False leaves parameter gradients alone (a frozen model),
-        input_grad=False skips the first layer's input gradient (no one needs dL/dz or dL/dimage)."""
-        for layer in reversed(self.layers[1:]):
+        input_grad=False skips the first layer's input gradient (no one needs dL/dz or dL/dimage),
+        upto=k starts at the output of layer k - 1, as after forward(x, upto=k)."""
+        for layer in reversed(self.layers[1:upto]):
             dout = layer.backward(dout, param_grads)
         first = self.layers[0]
         if not input_grad and isinstance(first, Dense):

@@ -1,8 +1,16 @@
 """Losses. Each returns (mean loss, gradient with respect to its first argument).
 
-The loss stays a 0-d device array (float() it to read it) so a step needs no host transfer.
+The loss stays a 0-d device array (float() it to read it) so a step needs no host transfer. Pass out= to
+have the gradient written into an array you keep (as the training step does), instead of a new one.
 """
 from .backend import xp_of
+
+
+def sigmoid(z):
+    """1 / (1 + exp(-z)) as a new array, accurate in both tails (the same maths as the Sigmoid layer)."""
+    xp = xp_of(z)
+    e = xp.exp(-xp.abs(z))  # in (0, 1]: 1 / (1 + e) for z >= 0, e / (1 + e) for z < 0
+    return xp.where(z >= 0, 1, e) / (1 + e)
 
 
 def bce(p, t, eps=1e-7):
@@ -17,24 +25,29 @@ def bce(p, t, eps=1e-7):
     return loss, grad
 
 
-def bce_with_logits(z, t):
-    """Binary cross-entropy on logits z, stable for any z: max(z,0) - z t + log1p(exp(-|z|))."""
+def bce_with_logits(z, t, out=None):
+    """Binary cross-entropy of sigmoid(z) against t, from the logits z: exact for any z, no clip needed."""
+    # -t log s - (1 - t) log(1 - s) with s = sigmoid(z) equals max(z, 0) - z t + log1p(exp(-|z|))
     xp = xp_of(z)
-    loss = xp.mean(xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z))))
-    # dL/dz = (sigmoid(z) - t) / N
-    grad = (0.5 + 0.5 * xp.tanh(0.5 * z) - t) / z.size
+    e = xp.exp(-xp.abs(z))
+    loss = xp.mean(xp.maximum(z, 0) - z * t + xp.log1p(e))
+    # dL/dz = (sigmoid(z) - t) / N, with sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0
+    grad = xp.divide(xp.where(z >= 0, 1, e), 1 + e, out=out)
+    grad -= t
+    grad /= z.size
     return loss, grad
 
 
-def softmax_cross_entropy(z, labels):
+def softmax_cross_entropy(z, labels, out=None):
     """Cross-entropy of softmax(z) against integer class labels."""
     # z: (B, C) logits; labels: (B,) ints in [0, C)
     xp = xp_of(z)
     rows = xp.arange(z.shape[0])
-    shifted = z - z.max(axis=1, keepdims=True)  # the shift cancels in softmax and avoids overflow
-    grad = xp.exp(shifted)                      # (B, C), softmax(z) once divided by its row sums
+    grad = xp.subtract(z, z.max(axis=1, keepdims=True), out=out)  # the shift cancels in softmax, avoids overflow
+    picked = grad[rows, labels]                 # (B,) the shifted logit of each true class
+    xp.exp(grad, out=grad)                      # (B, C), softmax(z) once divided by its row sums
     sums = grad.sum(axis=1, keepdims=True)      # (B, 1)
-    loss = xp.mean(xp.log(sums[:, 0]) - shifted[rows, labels])
+    loss = xp.mean(xp.log(sums[:, 0]) - picked)
     # dL/dz = (softmax(z) - onehot(labels)) / B
     grad /= sums
     grad[rows, labels] -= 1
