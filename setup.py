@@ -14,7 +14,8 @@ setup(
     extras_require={
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=13"],
-        "test": ["pytest>=7", "hypothesis>=6"],
+        "test": ["pytest>=7", "hypothesis>=6", "scipy>=1.7"],
+        "dev": ["mutmut>=3.3"],  # mutation testing, run by hand (see docs/testing.md); not part of CI
         "oracle": ["torch>=2.0"],
     },
     license="MIT",

@@ -168,3 +168,37 @@ def test_randn_refuses_a_non_contiguous_out():
 def test_dropout_probability_is_checked():
     with pytest.raises(ValueError, match=r"must be in \[0, 1\)"):
         tg.Dropout(1.0)
+
+
+LAYERS = {
+    "dense": lambda be: tg.Dense(300, 200, be=be),
+    "dense-to-1": lambda be: tg.Dense(300, 1, be=be),
+    "relu": lambda be: tg.ReLU(),
+    "leaky": lambda be: tg.LeakyReLU(0.2),
+    "sigmoid": lambda be: tg.Sigmoid(),
+    "tanh": lambda be: tg.Tanh(),
+    "dropout": lambda be: tg.Dropout(0.3, be=be),
+}
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_every_layer_writes_into_arrays_it_keeps(name):
+    be = tg.Backend("numpy", "float64", seed=0)
+    layer = LAYERS[name](be)
+    n_in = 300
+    n_out = layer.n_out if isinstance(layer, tg.Dense) else n_in
+    calls = []
+    for _ in range(3):
+        x, dout = be.randn(128, n_in), be.randn(128, n_out)
+        y = layer.forward(x)
+        calls.append((y, layer.backward(dout), be.to_host(x), be.to_host(dout)))
+    (y1, dx1, _, _), (y2, dx2, x, dout) = calls[1], calls[2]
+    assert np.shares_memory(y1, y2) and np.shares_memory(dx1, dx2), "forward and backward reuse their arrays"
+    if isinstance(layer, tg.Dense):  # parameter gradients go through scratch arrays, then add up
+        assert np.allclose(layer.buffers["dW_new"], x.T @ dout) and np.allclose(layer.buffers["db_new"], dout.sum(0))
+    if isinstance(layer, tg.Dropout):
+        assert np.shares_memory(layer.mask, layer.buffers["mask"]), "the mask is drawn into its kept array"
+    # after the first call, a forward and backward allocate nothing the size of an activation (128 x 300 x 8 bytes)
+    x, dout = be.randn(128, n_in), be.randn(128, n_out)
+    peak, _ = transient_bytes(lambda: layer.backward(dout) if layer.forward(x) is not None else None)
+    assert peak < 128 * n_in * 8 / 2, f"{name}: {peak} bytes allocated by a forward and backward"

@@ -133,3 +133,60 @@ def test_backward_can_skip_the_first_input_gradient(be64):
     model.zero_grad()
     assert model.backward(dout, input_grad=False) is None and dx.shape == (5, 3)
     assert np.array_equal(be64.to_host(model.flat_grads), be64.to_host(full))
+
+
+def test_default_backend_is_numpy_float32_seed_0():
+    ref = np.random.default_rng(0).random(5, dtype=np.float32)
+    be = Backend()
+    assert (be.name, be.dtype, be.seed) == ("numpy", np.float32, 0) and repr(be) == "Backend('numpy', dtype='float32', seed=0)"
+    assert np.array_equal(be.rand(5), ref), "the default stream is numpy's default_rng(0)"
+    try:
+        import tinygan.backend as backend
+        backend._current = None
+        assert np.array_equal(tg.get_backend().rand(5), ref), "get_backend() before set_backend() is seed 0"
+        assert np.array_equal(tg.set_backend().rand(5), ref)
+    finally:
+        tg.set_backend()
+
+
+def test_backend_draws_and_dtypes():
+    be = Backend("numpy", "float64", seed=4)
+    ref = np.random.default_rng(4)
+    assert np.array_equal(be.rand(2, 3), ref.random((2, 3)))
+    assert np.array_equal(be.randint(10, 6), ref.integers(0, 10, 6))
+    out = np.empty((4,))
+    assert be.rand(out=out) is out and np.array_equal(out, ref.random(4))
+    assert be.zeros(2, 3).dtype == np.float64 and not be.zeros(2, 3).any()
+    assert be.asarray([1, 2]).dtype == np.float64 and be.asarray([1, 2], dtype="int64").dtype == np.int64
+    with pytest.raises(BackendError, match="unknown dtype 'float16': choose 'float32' or 'float64'"):
+        Backend("numpy", "float16")
+
+
+def test_rng_state_round_trip():
+    be = Backend("numpy", seed=7)
+    be.rand(3)
+    state = be.rng_state()
+    a = be.rand(4)
+    be.rand(10)
+    be.set_rng_state(state)
+    assert np.array_equal(be.rand(4), a)
+    be.set_rng_state('{"cupy_seed": 7}', reseed=11)  # a CuPy run's state, resumed on numpy: re-seeded
+    assert np.array_equal(be.rand(3), np.random.default_rng(11).random(3, dtype=np.float32))
+    be.set_rng_state('{"cupy_seed": 7}')
+    assert np.array_equal(be.rand(3), np.random.default_rng(7).random(3, dtype=np.float32))
+
+
+def test_take_rows_and_to_host_copy():
+    be = Backend("numpy", "float64")
+    a = np.arange(12.0).reshape(4, 3)
+    out = np.empty((3, 3))
+    assert be.take_rows(a, np.array([2, 0, 2]), out) is out and np.array_equal(out, a[[2, 0, 2]])
+    h = be.to_host(a)
+    assert np.array_equal(h, a) and not np.shares_memory(h, a)
+
+
+def test_gan_prob_is_the_sigmoid_of_the_logit(be64):
+    from tinygan.gan import GAN, make_config
+    gan = GAN(make_config("seed", g_hidden=[4], d_hidden=[4], latent_dim=2), be64)
+    z = be64.asarray([[-30.0], [-2.0], [0.0], [1.5], [30.0]])
+    np.testing.assert_allclose(be64.to_host(gan.prob(z)), 1 / (1 + np.exp(-be64.to_host(z))), rtol=1e-14)

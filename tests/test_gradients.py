@@ -51,6 +51,61 @@ def test_bce_clip_passes_no_gradient(be64):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+def test_bce_near_its_clip(be64, seed):
+    """Within a few eps of the clip the loss is steep but smooth; inside the clip it is flat (gradient 0)."""
+    batch, n, _ = shape(seed)
+    u = be64.rand(batch, n)
+    near = be64.xp.where(u < 0.5, 1.5e-7 + 1e-6 * u, 1 - 1.5e-7 - 1e-6 * (u - 0.5))  # (eps, 1 - eps), close to both ends
+    t = be64.rand(batch, n)
+    check_loss(tg.bce, near, t, eps=1e-11)  # a step well inside the distance to the clip
+    clipped = be64.xp.where(u < 0.5, 9e-8 * u, 1 - 9e-8 * (u - 0.5))  # [0, eps) and (1 - eps, 1]
+    errors = check_loss(tg.bce, clipped, t, eps=1e-11)
+    assert errors["x"] == 0.0 and float(abs(tg.bce(clipped, t)[1]).max()) == 0.0
+
+
+class FixedUniform:
+    """Stands in for a backend inside Dropout: every rand(out=...) writes the same uniforms, so the mask is fixed."""
+
+    def __init__(self, u):
+        self.u = u
+
+    def rand(self, *shape, out=None):
+        out[...] = self.u
+        return out
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_dropout_with_a_fixed_mask(be64, seed):
+    batch, n, _ = shape(seed)
+    drop = tg.Dropout(0.4, be=be64)
+    drop.be = FixedUniform(be64.rand(batch, n))
+    check_module(drop, be64.randn(batch, n))
+    mask = be64.to_host(drop.mask)
+    assert set(np.unique(mask)) <= {0.0, 1 / 0.6} and (mask == 0).any() and (mask > 0).any()
+
+
+def test_sigmoid_is_exact_in_both_tails(be64):
+    from tinygan.losses import sigmoid
+    xs = np.array([[-700.0, -40.0, -17.0, -1.0, 0.0, 1.0, 17.0, 40.0, 700.0]])
+    x, want = be64.asarray(xs), 1 / (1 + np.exp(-xs))  # 1 / (1 + exp(-x)) is exact in float64 for |x| <= 700
+    layer = tg.Sigmoid()
+    for got in (layer.forward(x), sigmoid(x)):
+        np.testing.assert_allclose(be64.to_host(got), want, rtol=1e-13, atol=0)
+    # dy/dx = s (1 - s) = q (1 - q) with q = sigmoid(-|x|): exact also where s rounds to 1
+    q = 1 / (1 + np.exp(np.abs(be64.to_host(x))))
+    d = be64.to_host(layer.backward(be64.zeros(1, 9) + 1))
+    np.testing.assert_allclose(d, q * (1 - q), rtol=1e-13, atol=0)
+    assert d[0, 7] > 0 and d[0, 8] > 0, "s rounds to 1 at x = 40 and 700, its derivative does not"
+
+
+def test_sigmoid_float32_left_tail():
+    be = tg.Backend("numpy", "float32")
+    x = be.asarray([[-16.0, -17.0, -30.0, -80.0]])
+    want = 1 / (1 + np.exp(-np.array([[-16.0, -17.0, -30.0, -80.0]])))
+    np.testing.assert_allclose(tg.Sigmoid().forward(x), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_bce_with_logits(be64, seed):
     batch, n, _ = shape(seed)
     check_loss(tg.bce_with_logits, be64.randn(batch, n) * 4, be64.rand(batch, n))

@@ -102,3 +102,60 @@ def test_nearest_distance_matches_brute_force():
     ref, samples = rng.random((50, 28, 28)), rng.random((13, 28, 28))
     brute = np.sqrt(((samples.reshape(13, 1, -1) - ref.reshape(1, 50, -1)) ** 2).sum(-1)).min(1)
     np.testing.assert_allclose(metrics.nearest_distance(samples, ref, chunk=4), brute, rtol=1e-10)
+
+
+def _non_commuting_pair(rng, d):
+    """Two random covariances (full rank, different eigenvectors) whose product is not symmetric."""
+    s1, s2 = _rand_cov(rng, d), _rand_cov(rng, d)
+    assert np.abs(s1 @ s2 - s2 @ s1).max() > 1.0, "the test needs covariances that do not commute"
+    return s1, s2
+
+
+@pytest.mark.parametrize("d", [2, 5, 16, 40])
+def test_frechet_matches_scipy_sqrtm_on_non_commuting_covariances(d):
+    sqrtm = pytest.importorskip("scipy.linalg", reason="scipy is a test dependency: pip install -e '.[test]'").sqrtm
+    rng = np.random.default_rng(d)
+    s1, s2 = _non_commuting_pair(rng, d)
+    mu1, mu2 = rng.standard_normal(d), rng.standard_normal(d)
+    covmean = sqrtm(s1 @ s2).real  # (S1 S2)^1/2: not symmetric when S1, S2 do not commute
+    want = float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1 + s2 - 2 * covmean))
+    assert metrics.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-9, abs=1e-9)
+    # the commuting shortcut Tr(sqrt(S1) sqrt(S2)) is measurably different here, so the test can tell them apart
+    wrong = float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1 + s2 - 2 * sqrtm(s1).real @ sqrtm(s2).real))
+    assert abs(wrong - want) > 1e-3 * abs(want)
+
+
+def test_frechet_is_symmetric_and_clipped_at_zero():
+    rng = np.random.default_rng(11)
+    s1, s2 = _non_commuting_pair(rng, 6)
+    mu1, mu2 = rng.standard_normal(6), rng.standard_normal(6)
+    assert metrics.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(metrics.frechet_distance(mu2, s2, mu1, s1), rel=1e-10)
+    s = np.diag([1.0, 1e-18])  # rounding could make the distance of a Gaussian to itself slightly negative
+    assert metrics.frechet_distance(np.zeros(2), s, np.zeros(2), s) >= 0.0
+
+
+def _brute_precision_recall(real, fake, k):
+    """k-NN precision/recall by definition: full distance matrices, each point's k-th nearest other point."""
+    def radii(x):
+        d = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=-1)
+        return np.sort(d, axis=1)[:, k]  # column 0 is the point itself
+    def coverage(query, ref):
+        d = np.linalg.norm(query[:, None, :] - ref[None, :, :], axis=-1)
+        return float((d <= radii(ref)[None, :]).any(axis=1).mean())
+    return coverage(fake, real), coverage(real, fake)
+
+
+@pytest.mark.parametrize("k, chunk, seed", [(1, 7, 0), (3, 50, 1), (5, 1000, 2), (3, 13, 3)])
+def test_precision_recall_matches_brute_force(k, chunk, seed):
+    rng = np.random.default_rng(seed)
+    real = rng.standard_normal((120, 6))
+    fake = 0.7 * rng.standard_normal((90, 6)) + 0.6  # overlapping sets: neither score is 0 or 1
+    want = _brute_precision_recall(real, fake, k)
+    assert 0 < min(want) and max(want) < 1
+    assert metrics.knn_precision_recall(real, fake, k=k, chunk=chunk) == pytest.approx(want, abs=1e-12)
+
+
+def test_precision_recall_needs_more_than_k_samples():
+    x = np.zeros((3, 2))
+    with pytest.raises(ValueError, match="more than k=3 samples"):
+        metrics.knn_precision_recall(x, np.ones((10, 2)), k=3)

@@ -36,16 +36,19 @@ class Backend:
     def __init__(self, name="numpy", dtype="float32", seed=0):
         if name == "numpy":
             import numpy as xp
-            self.rng = xp.random.default_rng(seed)
         elif name == "cupy":
             xp = _import_cupy()
-            self.rng = xp.random.RandomState(seed)  # device-side generator: no host round trip
         else:
             raise BackendError(f"unknown backend {name!r}: choose 'numpy' or 'cupy'")
         if dtype not in ("float32", "float64"):
             raise BackendError(f"unknown dtype {dtype!r}: choose 'float32' or 'float64'")
         self.name, self.xp, self.dtype, self.seed = name, xp, xp.dtype(dtype), seed
+        self.rng = self.generator(seed)
         self.buffers = {}  # scratch arrays reused across calls (see reuse)
+
+    def generator(self, seed):
+        """A seeded generator: numpy's default_rng, or CuPy's RandomState (on the device: no host round trip)."""
+        return self.xp.random.default_rng(seed) if self.name == "numpy" else self.xp.random.RandomState(seed)
 
     def __repr__(self):
         return f"Backend({self.name!r}, dtype={self.dtype.name!r}, seed={self.seed})"
@@ -104,12 +107,12 @@ class Backend:
         return json.dumps({"cupy_seed": self.seed})
 
     def set_rng_state(self, state, reseed=None):
-        """Restore a state from rng_state(); cupy re-seeds from `reseed` (e.g. seed and iteration)."""
+        """Restore a state from rng_state(); cupy (or a cupy state) re-seeds from `reseed` (e.g. seed and iteration)."""
         state = json.loads(state)
         if self.name == "numpy" and "bit_generator" in state:
             self.rng.bit_generator.state = state
         else:
-            self.rng = self.xp.random.RandomState(reseed if reseed is not None else self.seed)
+            self.rng = self.generator(reseed if reseed is not None else self.seed)
 
     # --- arrays ---
     def asarray(self, x, dtype=None):

@@ -46,10 +46,12 @@ def gradcheck(f, tensors, grads, eps=1e-5, tol=1e-6, floor=1e-3):
 
 def check_module(module, x, eps=1e-5, tol=1e-6, seed=0):
     """Check a layer's or model's input gradient and every parameter gradient at input x."""
-    # Objective L = sum(module(x) * R) for a fixed random R, so dL/dout = R exactly.
+    # Objective L = sum(module(x) * R) for a fixed random R, so dL/dout = R exactly. R ~ N(0, 1 / out.size)
+    # keeps L and the gradients at the same scale for any output size: with N(0, 1) entries they grow as
+    # sqrt(out.size), and the finite differences' rounding error with them, against a fixed floor and tol.
     xp = xp_of(x)
     out = module.forward(x)
-    R = xp.random.RandomState(seed).standard_normal(out.shape).astype(x.dtype)
+    R = xp.random.RandomState(seed).standard_normal(out.shape).astype(x.dtype) / out.size ** 0.5
     module.zero_grad()
     dx = module.backward(R)
     grads = {"x": dx.copy(), **{n: g.copy() for n, _, g in module.named_parameters()}}
