@@ -53,9 +53,9 @@ def test_the_measure_sees_a_temporary():
 
 
 @pytest.mark.parametrize("preset, overrides", [
-    ("seed", {}), ("deep", {}),
+    ("seed", {}), pytest.param("deep", {}, marks=pytest.mark.slow),
     ("seed", dict(conditional=True)),  # the one-hot label into D
-    ("deep", dict(conditional=True)),  # the real AC-GAN configuration: class head and its loss
+    pytest.param("deep", dict(conditional=True), marks=pytest.mark.slow),  # the real AC-GAN: class head and its loss
 ])
 def test_training_step_allocates_no_arrays(preset, overrides):
     config = make_config(preset, **overrides)

@@ -174,7 +174,7 @@ def batches(config, steps, B, seed=0):
 SMALL = {"seed": dict(g_hidden=[16], d_hidden=[16], latent_dim=8),
          "deep": dict(g_hidden=[16, 32], d_hidden=[32, 16], latent_dim=8)}
 MODES = {
-    "seed": ("seed", {}),                                    # full size
+    "seed": ("seed", {}),                                    # full size (marked slow below)
     "deep-acgan": ("deep", dict(conditional=True)),          # full size: the real AC-GAN configuration, EMA 0.999
     "deep": ("deep", SMALL["deep"]),
     "seed-onehot": ("seed", dict(conditional=True, **SMALL["seed"])),
@@ -186,7 +186,10 @@ MODES = {
 }
 
 
-@pytest.mark.parametrize("name", MODES)
+FULL_SIZE = {"seed", "deep-acgan"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.slow) if m in FULL_SIZE else m for m in MODES])
 @pytest.mark.parametrize("backend", ["numpy", "cupy"])
 def test_gan_step_matches_pytorch(name, backend, steps=3, B=16):
     preset, overrides = MODES[name]
