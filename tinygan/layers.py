@@ -13,9 +13,9 @@ class Layer:
     def __call__(self, x):
         return self.forward(x)
 
-    def buffer(self, name, like, shape, dtype=None):
-        """This layer's reusable array `name` of the given shape, with like's array type (and dtype unless given)."""
-        return reuse(self.__dict__.setdefault("buffers", {}), name, like, shape, dtype)
+    def buffer(self, name, like, shape):
+        """This layer's reusable array `name` of the given shape, with like's array type and dtype."""
+        return reuse(self.__dict__.setdefault("buffers", {}), name, like, shape)
 
     def named_parameters(self):
         """[(name, param, grad)] for every parameter array of this layer."""
@@ -116,18 +116,17 @@ class Sigmoid(Layer):
         # With e = exp(-|x|) in (0, 1]: sigmoid(x) = 1 / (1 + e) where x >= 0 and e / (1 + e) where x < 0,
         # so nothing overflows and no tail is computed as a difference of nearly equal numbers.
         xp = xp_of(x)
-        e = self.dydx = self.buffer("dydx", x, x.shape)
+        e = self.buffer("e", x, x.shape)
         xp.abs(x, out=e)
         xp.negative(e, out=e)
         xp.exp(e, out=e)
-        den = xp.add(e, 1, out=self.buffer("den", x, x.shape))  # 1 + e, in [1, 2]
-        out = self.buffer("out", x, x.shape)
-        out[...] = e
-        xp.copyto(out, 1, where=xp.greater_equal(x, 0, out=self.buffer("pos", x, x.shape, bool)))
+        den = xp.add(e, 1, out=self.buffer("den", x, x.shape))         # 1 + e, in (1, 2]
+        out = xp.greater_equal(x, 0, out=self.buffer("out", x, x.shape))  # 1 where x >= 0, else 0
+        xp.maximum(out, e, out=out)                                     # the numerator: 1, or e where x < 0
         out /= den
         # dy/dx = s (1 - s) = e / (1 + e)^2: exact in both tails, so it stays above zero where s rounds to 1
-        e /= den
-        e /= den
+        den *= den
+        self.dydx = xp.divide(e, den, out=e)
         return out
 
     def backward(self, dout, param_grads=True):

@@ -10,7 +10,7 @@ def sigmoid(z):
     """1 / (1 + exp(-z)) as a new array, accurate in both tails (the same maths as the Sigmoid layer)."""
     xp = xp_of(z)
     e = xp.exp(-xp.abs(z))  # in (0, 1]: 1 / (1 + e) for z >= 0, e / (1 + e) for z < 0
-    return xp.where(z >= 0, 1, e) / (1 + e)
+    return xp.maximum(z >= 0, e) / (1 + e)
 
 
 def bce(p, t, eps=1e-7):
@@ -32,7 +32,7 @@ def bce_with_logits(z, t, out=None):
     e = xp.exp(-xp.abs(z))
     loss = xp.mean(xp.maximum(z, 0) - z * t + xp.log1p(e))
     # dL/dz = (sigmoid(z) - t) / N, with sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0
-    grad = xp.divide(xp.where(z >= 0, 1, e), 1 + e, out=out)
+    grad = xp.divide(xp.maximum(z >= 0, e), 1 + e, out=out)
     grad -= t
     grad /= z.size
     return loss, grad
