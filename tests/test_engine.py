@@ -190,3 +190,61 @@ def test_gan_prob_is_the_sigmoid_of_the_logit(be64):
     gan = GAN(make_config("seed", g_hidden=[4], d_hidden=[4], latent_dim=2), be64)
     z = be64.asarray([[-30.0], [-2.0], [0.0], [1.5], [30.0]])
     np.testing.assert_allclose(be64.to_host(gan.prob(z)), 1 / (1 + np.exp(-be64.to_host(z))), rtol=1e-14)
+
+
+def test_documented_defaults():
+    assert tg.Dropout().p == 0.3 and tg.LeakyReLU().slope == 0.2
+    sgd = tg.SGD([(np.zeros(2), np.zeros(2))])
+    assert (sgd.lr, sgd.momentum, sgd.t) == (0.01, 0.0, 0)
+    adam = tg.Adam([(np.zeros(2), np.zeros(2))])
+    assert (adam.lr, adam.betas, adam.eps, adam.t) == (1e-3, (0.9, 0.999), 1e-8, 0)
+
+
+def test_dropout_zero_is_the_identity_and_draws_nothing():
+    be = Backend("numpy", "float64", seed=2)
+    drop = tg.Dropout(0.0, be=be)
+    x = be.randn(3, 4)
+    state = be.rng_state()
+    assert drop.forward(x) is x and drop.backward(x) is x and drop.mask is None
+    assert be.rng_state() == state, "p = 0 draws no random numbers"
+    with pytest.raises(ValueError, match=r"Dropout probability -0.1 must be in \[0, 1\): at 1 every unit would be dropped"):
+        tg.Dropout(-0.1)
+
+
+def test_eval_and_train_set_a_plain_flag():
+    model = tg.Sequential(tg.Dense(2, 2, be=Backend("numpy")), tg.ReLU())
+    model.eval()
+    assert all(layer.training is False for layer in model.layers)
+    model.train()
+    assert all(layer.training is True for layer in model.layers)
+
+
+def test_load_state_dict_errors_say_what_to_check(be64):
+    model = tg.Sequential(tg.Dense(3, 4, be=be64), tg.ReLU(), tg.Dense(4, 1, be=be64))
+    state = model.state_dict()
+    with pytest.raises(ValueError) as e:
+        model.load_state_dict({k: v for k, v in state.items() if k != "2.b"})
+    assert str(e.value) == ("state dict has no entry '2.b' (it has ['0.W', '0.b', '2.W']); "
+                            "was it saved from a model of this architecture?")
+    with pytest.raises(ValueError) as e:
+        model.load_state_dict({**state, "0.b": np.zeros(5)})
+    assert str(e.value) == ("state dict entry '0.b' has shape (5,), the model expects (4,); "
+                            "check the preset and layer sizes")
+
+
+def test_set_backend_passes_its_arguments():
+    try:
+        be = tg.set_backend("numpy", "float64", seed=5)
+        assert (be.name, be.dtype, be.seed) == ("numpy", np.float64, 5)
+        assert np.array_equal(be.rand(3), np.random.default_rng(5).random(3))
+    finally:
+        tg.set_backend()
+
+
+def test_xp_of_accepts_arrays_only():
+    import tinygan.backend as backend
+    assert backend.xp_of(np.zeros(2)) is np and backend.xp_of(np.float32(1)) is np
+    with pytest.raises(TypeError, match="expected a numpy or cupy array, got NoneType"):
+        backend.xp_of(None)
+    with pytest.raises(TypeError, match="got list"):
+        backend.xp_of([1.0])

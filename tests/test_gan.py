@@ -120,3 +120,18 @@ def test_layer_reprs_train_eval_and_sync():
     assert model.train(False) is model and not model.layers[0].training
     assert be.sync() is None
     assert [p.shape for p, _ in model.layers[0].parameters()] == [(3, 4), (4,)]
+
+
+def test_labels_join_in_the_backend_dtype():
+    be = tg.Backend("numpy", "float32", seed=0)
+    gan = GAN(make_config("seed", conditional=True, **TINY), be)
+    joined = gan.with_labels(be.randn(2, 3), be.xp.asarray([1, 2]))
+    assert joined.dtype == np.float32 and joined.shape == (2, 13)
+
+
+def test_sample_draws_in_batches_of_1000_by_default():
+    gan = GAN(make_config("seed", **TINY), tg.Backend("numpy", "float64", seed=0))
+    gan.be, twin = tg.Backend("numpy", "float64", seed=9), tg.Backend("numpy", "float64", seed=9)
+    images = gan.sample(1003).reshape(1003, -1)
+    want = np.concatenate([gan.generate(twin.randn(1000, 3)), gan.generate(twin.randn(3, 3))])
+    np.testing.assert_allclose(images, want, rtol=1e-14)

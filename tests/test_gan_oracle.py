@@ -13,6 +13,7 @@ from tinygan.backend import BackendError
 from tinygan.gan import GAN, IMAGE, N_CLASSES, make_config
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed: the GAN oracle needs `pip install torch`")
+import torch._dynamo  # noqa: E402,F401  (the first optimizer step imports it, ~4 s: done here, forked test runs share it)
 F = torch.nn.functional
 RTOL = 1e-9  # float64 on both sides; several Adam steps in
 

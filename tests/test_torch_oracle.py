@@ -5,6 +5,7 @@ import pytest
 import tinygan as tg
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed: the oracle tests need `pip install torch`")
+import torch._dynamo  # noqa: E402,F401  (the first optimizer step imports it, ~4 s: done here, forked test runs share it)
 TOL = {"float64": 1e-10, "float32": 1e-5}
 
 

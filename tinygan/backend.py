@@ -152,11 +152,14 @@ _modules = {}
 
 
 def xp_of(x):
-    """The array module (numpy or cupy) that array x belongs to."""
+    """The array module (numpy or cupy) that array x belongs to; TypeError for anything that is not an array."""
     name = "cupy" if type(x).__module__.startswith("cupy") else "numpy"
     if name not in _modules:
         _modules[name] = __import__(name)
-    return _modules[name]
+    xp = _modules[name]
+    if name == "numpy" and not isinstance(x, (xp.ndarray, xp.generic)):
+        raise TypeError(f"expected a numpy or cupy array, got {type(x).__name__}")
+    return xp
 
 
 _current = None
