@@ -135,3 +135,15 @@ def test_sample_draws_in_batches_of_1000_by_default():
     images = gan.sample(1003).reshape(1003, -1)
     want = np.concatenate([gan.generate(twin.randn(1000, 3)), gan.generate(twin.randn(3, 3))])
     np.testing.assert_allclose(images, want, rtol=1e-14)
+
+
+def test_the_seed_generator_still_learns_where_d_is_sure(be64):
+    """BCE from D's logit: where D(G(z)) < 1e-7 a clipped BCE would give G exactly zero gradient."""
+    gan = GAN(make_config("seed", **TINY), be64)
+    gan.D.layers[-2].b[...] = -40.0  # D's logit ~ -40: D(x) and D(G(z)) ~ 4e-18
+    before = gan.G.flat_params.copy()
+    stats = gan.step(be64.rand(8, IMAGE))
+    assert float(stats["d_fake"]) < 1e-7
+    assert float(stats["g_loss"]) == pytest.approx(40, abs=1.0), "-log D(G(z)), not a clipped -log(1e-7) = 16.1"
+    moved = be64.to_host(abs(gan.G.flat_params - before))
+    assert (moved > 0.5 * gan.config["lr"]).mean() > 0.5, "G's Adam step moves its weights by ~lr"
