@@ -158,6 +158,13 @@ def main(argv=None):
               f"{np.mean(s > 0) if s.size else 0:.0%} of the time; {(stuck[late] & sel[None, :]).any(axis=0).sum()} stuck at some point")
     final = np.flatnonzero(stuck[-1])
     print(f"at the last trace point: {len(final)} stuck pixel(s) {[divmod(int(p), 28) for p in final]}")
+    if gan is not None:  # what a user samples at the end (the EMA weights, if the preset keeps them)
+        lit_final = gan.sample(10000).reshape(10000, IMAGE) > 0.5
+        real_any = (images.reshape(len(images), IMAGE)[:, rare] > 127).any(axis=1).mean()
+        always = np.flatnonzero(lit_final.all(axis=0) & rare)
+        print(f"10,000 final samples ({'EMA' if gan.ema is not None else 'live'} weights): "
+              f"{lit_final[:, rare].any(axis=1).mean():.1%} light some rare pixel (real digits: {real_any:.1%}); "
+              f"rare pixels lit in all of them: {[divmod(int(p), 28) for p in always]}")
     if not eps:
         return
     ended = [e for e in eps if np.searchsorted(its, e[0]) + e[1] + 30 < len(its)]  # over, with room to see after

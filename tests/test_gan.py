@@ -96,6 +96,14 @@ def test_sample_draws_noise_in_batches_and_honours_labels(be64):
     assert plain.shape == (4, 28, 28) and 0 <= plain.min() and plain.max() <= 1
 
 
+def test_dataset_keeps_uint8_and_defaults_to_unit_range():
+    be = tg.Backend("numpy", "float32", seed=0)
+    data = Dataset(np.full((2, 28, 28), 51, np.uint8), np.array([1, 2]), be)
+    assert data.images.dtype == np.uint8 and data.images.shape == (2, IMAGE) and data.labels.dtype == np.int64
+    x, _ = data.sample(3)
+    assert x.dtype == np.float32 and np.allclose(x, 0.2)
+
+
 def test_dataset_scales_to_the_preset_range():
     be = tg.Backend("numpy", "float64", seed=0)
     images = np.full((3, 28, 28), 255, np.uint8)

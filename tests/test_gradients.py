@@ -45,9 +45,35 @@ def test_bce_on_probabilities(be64, seed):
 
 
 def test_bce_clip_passes_no_gradient(be64):
-    p = be64.asarray([[0.0], [1.0], [1e-9]])
-    loss, grad = tg.bce(p, be64.asarray([[1.0], [0.0], [1.0]]))
+    p = be64.asarray([[0.0], [1.0], [1e-9], [1e-7], [1 - 1e-7]])  # beyond and exactly at the clip
+    loss, grad = tg.bce(p, be64.asarray([[1.0], [0.0], [1.0], [1.0], [0.0]]))
     assert np.isfinite(float(loss)) and float(abs(grad).max()) == 0.0
+    _, grad = tg.bce(be64.asarray([[1.0001e-7], [1 - 1.0001e-7]]), be64.asarray([[1.0], [0.0]]))
+    assert (abs(be64.to_host(grad)) > 1e5).all(), "just inside the clip the gradient is -1/p and 1/(1-p), halved"
+
+
+def test_losses_write_their_gradient_where_told(be64):
+    z, t, labels = be64.randn(6, 1), be64.rand(6, 1), be64.randint(4, 6)
+    out = be64.zeros(6, 1)
+    assert tg.bce_with_logits(z, t, out=out)[1] is out
+    np.testing.assert_array_equal(be64.to_host(out), be64.to_host(tg.bce_with_logits(z, t)[1]))
+    logits = be64.randn(6, 4)
+    out = be64.zeros(6, 4)
+    assert tg.softmax_cross_entropy(logits, labels, out=out)[1] is out
+    np.testing.assert_array_equal(be64.to_host(out), be64.to_host(tg.softmax_cross_entropy(logits, labels)[1]))
+    same = logits.copy()  # in place: the logits' own array may take the gradient
+    loss, grad = tg.softmax_cross_entropy(same, labels, out=same)
+    assert grad is same and float(loss) == float(tg.softmax_cross_entropy(logits, labels)[0])
+
+
+def test_softmax_cross_entropy_rows_of_any_scale(be64):
+    # each row is shifted by its own max: a row far below another must not underflow to log(0)
+    z = be64.asarray([[0.0, 1.0, -1.0], [2000.0, 2001.0, 1999.0], [-3000.0, -2999.0, -3001.0]])
+    loss, grad = tg.softmax_cross_entropy(z, be64.xp.asarray([1, 0, 2]))
+    p = np.exp([0.0, 1.0, -1.0]) / np.exp([0.0, 1.0, -1.0]).sum()  # every row is this softmax
+    assert float(loss) == pytest.approx(-(np.log(p[1]) + np.log(p[0]) + np.log(p[2])) / 3, rel=1e-12)
+    want = (np.tile(p, (3, 1)) - np.eye(3)[[1, 0, 2]]) / 3
+    np.testing.assert_allclose(be64.to_host(grad), want, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
