@@ -149,6 +149,7 @@ def test_what_a_step_keeps_survives_the_generator_update(preset):
     real = tg.Backend("numpy", "float32", seed=1).rand(8, 784)
     stats = gan.step(real)
     # d_out holds D's verdicts from the D update; the G update runs D again on buffers of its own rows
+    assert gan.d_out.shape == (16, 1)
     assert float(gan.d_out[:8].mean()) == float(stats["d_real"])
     assert float(gan.d_out[8:].mean()) == float(stats["d_fake"])
 

@@ -135,6 +135,7 @@ class TwinGAN:
         d_loss, p = self.losses(out, target, both_y)
         self.opt_d.zero_grad()
         d_loss.backward()
+        self.d_grads = flat([q.grad for q in self.D.parameters()])  # the G update below adds to D's .grad
         self.opt_d.step()
 
         z_y = self.draw("randint", (B,)) if self.cond else None
@@ -207,6 +208,9 @@ def test_gan_step_matches_pytorch(name, backend, steps=3, B=16):
         theirs = twin.step(torch.from_numpy(x), torch.from_numpy(y))
         for k in ("d_loss", "g_loss", "d_real", "d_fake"):
             close(float(ours[k]), theirs[k], f"{name}: {k} at step {i + 1}")
+        # D's gradients stay those of its own update (G's update goes through a frozen D); G's are G's
+        close(be.to_host(gan.D.flat_grads), twin.d_grads, f"{name}: D's gradient at step {i + 1}")
+        close(be.to_host(gan.G.flat_grads), flat([q.grad for q in twin.G.parameters()]), f"{name}: G's gradient at step {i + 1}")
     assert twin.draw.i == len(be.tape), "tinygan drew random numbers the twin did not use"
 
     for model, tmodel, opt, topt, who in ((gan.G, twin.G, gan.opt_g, twin.opt_g, "G"),
