@@ -37,9 +37,11 @@ class RandomState:
         self.seed, self.rs = seed, np.random.RandomState(seed)
 
     def standard_normal(self, size, dtype):
+        assert dtype in (np.float32, np.float64), "the backend always asks for its dtype"
         return device(self.rs.standard_normal(size).astype(dtype))
 
     def random_sample(self, size, dtype):
+        assert dtype in (np.float32, np.float64), "the backend always asks for its dtype"
         return device(self.rs.random_sample(size).astype(dtype))
 
     def randint(self, low, high, size):
@@ -50,7 +52,7 @@ def fake_cupy(devices=1, error=None):
     """A module named cupy: numpy's functions (new arrays on the 'device'), a CUDA runtime and a stream."""
     cp = types.ModuleType("cupy")
     cp.__getattr__ = lambda name: getattr(np, name)  # everything else is numpy's
-    for name in ("asarray", "zeros", "empty", "eye", "arange", "concatenate"):
+    for name in ("array", "asarray", "zeros", "empty", "eye", "arange", "concatenate"):
         cp.__dict__[name] = (lambda f: lambda *a, **k: device(f(*a, **k)))(getattr(np, name))
     cp.random = types.SimpleNamespace(RandomState=RandomState)
 

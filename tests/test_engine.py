@@ -248,3 +248,26 @@ def test_xp_of_accepts_arrays_only():
         backend.xp_of(None)
     with pytest.raises(TypeError, match="got list"):
         backend.xp_of([1.0])
+
+
+def test_rand_into_a_float32_array():
+    be, out = Backend("numpy", "float32", seed=6), np.empty((2, 3), np.float32)
+    assert be.rand(out=out) is out and np.array_equal(out, np.random.default_rng(6).random((2, 3), dtype=np.float32))
+
+
+def test_leaky_relu_slope_must_be_in_0_1():
+    for bad in (1.5, -0.1):
+        with pytest.raises(ValueError) as e:
+            tg.LeakyReLU(bad)
+        assert str(e.value) == f"LeakyReLU slope {bad} must be in [0, 1]"
+    assert tg.LeakyReLU(0.0).slope == 0.0 and tg.LeakyReLU(1.0).slope == 1.0
+
+
+def test_sequential_of_activations_and_a_fully_frozen_backward(be64):
+    acts = tg.Sequential(tg.ReLU(), tg.Tanh())  # no parameters: the default backend, empty buffers
+    assert acts.flat_params.size == 0
+    model = tg.Sequential(tg.Dense(3, 4, be=be64), tg.ReLU(), tg.Dense(4, 2, be=be64))
+    model.flat_grads[...] = 1.0
+    model.forward(be64.randn(5, 3))
+    assert model.backward(be64.randn(5, 2), param_grads=False, input_grad=False) is None
+    assert float(model.flat_grads.min()) == float(model.flat_grads.max()) == 1.0, "no parameter gradient touched"

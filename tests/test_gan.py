@@ -19,6 +19,7 @@ def test_presets_are_the_documented_designs():
 
 
 def test_make_config_overrides_and_errors():
+    assert make_config() == make_config("seed")
     c = make_config("deep", lr=1e-3, ema=None, conditional=True)
     assert c["lr"] == 1e-3 and c["ema"] == 0.999 and c["conditional"] and PRESETS["deep"]["lr"] == 2e-4
     with pytest.raises(ValueError, match=r"unknown preset 'big': choose one of \['deep', 'seed'\]"):
@@ -26,13 +27,17 @@ def test_make_config_overrides_and_errors():
 
 
 def test_model_shapes_follow_the_config(be64):
-    gan = GAN(make_config("deep", conditional=True, aux=0.0, d_dropout=0.3, **TINY), be64)
+    gan = GAN(make_config("deep", conditional=True, aux=0.0, d_dropout=0.25, **TINY), be64)
     assert repr(gan.G) == "Sequential(Dense(13, 6), LeakyReLU(0.2), Dense(6, 784), Tanh())"
-    assert repr(gan.D) == "Sequential(Dense(794, 5), LeakyReLU(0.2), Dropout(0.3), Dense(5, 1))"
+    assert repr(gan.D) == "Sequential(Dense(794, 5), LeakyReLU(0.2), Dropout(0.25), Dense(5, 1))"
     acgan = GAN(make_config("deep", conditional=True, **TINY), be64)
     assert repr(acgan.D) == "Sequential(Dense(784, 5), LeakyReLU(0.2), Dense(5, 11))" and acgan.aux == 0.3
     seed = GAN(make_config("seed", **TINY), be64)
     assert repr(seed.D) == "Sequential(Dense(784, 5), ReLU(), Dense(5, 1), Sigmoid())" and seed.aux == 0.0
+    assert repr(seed.G) == "Sequential(Dense(3, 6), ReLU(), Dense(6, 784), Sigmoid())"
+    old = make_config("deep", conditional=True, **TINY)
+    del old["aux"]  # a configuration saved before the class head existed: D sees the one-hot label
+    assert GAN(old, be64).aux == 0.0
     assert seed.ema is None and acgan.ema is not None and np.array_equal(acgan.ema, acgan.G.flat_params)
     assert GAN(make_config("seed", conditional=True, **TINY), be64).aux == 0.0  # seed: D sees the one-hot label
     assert GAN(make_config("deep", aux=0.5, **TINY), be64).aux == 0.0            # no class head unless conditional
@@ -155,3 +160,11 @@ def test_the_seed_generator_still_learns_where_d_is_sure(be64):
     assert float(stats["g_loss"]) == pytest.approx(40, abs=1.0), "-log D(G(z)), not a clipped -log(1e-7) = 16.1"
     moved = be64.to_host(abs(gan.G.flat_params - before))
     assert (moved > 0.5 * gan.config["lr"]).mean() > 0.5, "G's Adam step moves its weights by ~lr"
+
+
+def test_weights_come_from_the_gans_own_backend():
+    def weights(seed):
+        return GAN(make_config("seed", d_dropout=0.2, **TINY), tg.Backend("numpy", "float64", seed)).G.flat_params
+    assert np.array_equal(weights(5), weights(5)) and not np.array_equal(weights(5), weights(6))
+    gan = GAN(make_config("seed", d_dropout=0.2, **TINY), tg.Backend("numpy", "float64", 5))
+    assert all(layer.be is gan.be for layer in gan.D.layers if hasattr(layer, "be")) and gan.G.be is gan.be

@@ -116,3 +116,21 @@ def test_check_module_error_does_not_grow_with_output_size(be64):
         worst[n_out] = max(check_module(model, be64.randn(30, 2)).values())
     # With an unnormalised projection the 300-wide model's worst error is ~30x the 10-wide one's.
     assert worst[300] < 10 * worst[10] and worst[300] < 1e-8, worst
+
+
+def test_an_empty_tensor_and_an_error_exactly_at_tol(be64):
+    empty = be64.zeros(0, 3)
+    assert gradcheck(lambda: empty.sum(), {"e": empty}, {"e": empty.copy()}) == {"e": 0.0}
+    c = be64.asarray([1.0, 2.0])
+    x, f = linear(be64, c)
+    err = gradcheck(f, {"w": x}, {"w": c * (1 + 4e-7)})["w"]
+    assert gradcheck(f, {"w": x}, {"w": c * (1 + 4e-7)}, tol=err)["w"] == err, "an error equal to tol passes"
+
+
+def test_the_checker_works_in_the_tensors_dtype():
+    be = tg.Backend("numpy", "float32", seed=0)
+    x = be.randn(3, 4)
+    assert numerical_grad(lambda: (x * x).sum(), x, eps=1e-2).dtype == np.float32
+    probe = Probe()
+    check_module(probe, x, eps=1e-2, tol=1e-2)
+    assert probe.dout.dtype == np.float32
