@@ -161,7 +161,7 @@ def test_stamp_skips_hash_until_file_changes(fake, tmp_path, monkeypatch):
     data.verify(p, "train-labels-idx1-ubyte")
     assert (d / ".train-labels-idx1-ubyte.gz.md5ok").is_file()
 
-    def boom(path):
+    def boom(path, *args):
         raise AssertionError("hashed again")
     monkeypatch.setattr(data, "_md5", boom)
     data.verify(p, "train-labels-idx1-ubyte")  # stamp hit: no hash
@@ -198,7 +198,9 @@ def test_offline_fallback_to_bundled(split, capsys):
     assert x.shape == (10000, 28, 28) and y.shape == (10000,) and x.dtype == y.dtype == np.uint8
     assert np.bincount(y, minlength=10).tolist() == TEST_COUNTS
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and "bundled" in err[0] and "--data" in err[0] and "TINYGAN_DATA" in err[0]
+    assert len(err) == 2 and all(len(line) <= 110 for line in err), err  # two short lines
+    assert "bundled" in err[0] and "TINYGAN_OFFLINE" in err[0]
+    assert "--data" in err[1] and "TINYGAN_DATA" in err[1] and "TINYGAN_REQUIRE_FULL" in err[1]
     assert ("TRAINING" in err[0]) == (split == "train")
     assert data.find_mnist() is None
 
@@ -288,7 +290,7 @@ def test_error_cache_not_writable(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("TINYGAN_OFFLINE")
     x, _ = data.load_mnist(mirrors=["http://127.0.0.1:9/"])  # falls back, and says why
     err = capsys.readouterr().err.splitlines()
-    assert x.shape[0] == 10000 and len(err) == 1 and "cannot write to the MNIST cache" in err[0]
+    assert x.shape[0] == 10000 and len(err) == 2 and "cannot write to the MNIST cache" in err[0]
 
 
 def test_exception_hierarchy():
