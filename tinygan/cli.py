@@ -28,6 +28,14 @@ class Parser(argparse.ArgumentParser):
                 if any(w == s or w.startswith(s + "=") for w in words)}
 
 
+def named(flag, errors, fn, *args, **kwargs):
+    """fn(*args, **kwargs), with `errors` told as bad usage of the flag that named the file: one line, exit 2."""
+    try:
+        return fn(*args, **kwargs)
+    except errors as e:
+        raise UsageError(f"{flag}: {e}") from None
+
+
 def fail(prog, message, code=2):
     """Print one line `prog: error: message` and exit (2: bad usage or a file that cannot be used)."""
     print(f"{prog}: error: {message}", file=sys.stderr)
@@ -35,8 +43,16 @@ def fail(prog, message, code=2):
 
 
 def prog_name(prog, script):
-    """The name errors are printed under: the given prog, or the script's file name."""
-    return prog or os.path.basename(sys.argv[0]) or script
+    """The name errors are printed under: the given prog ('tinygan train'), or the example script's file name."""
+    return prog or script
+
+
+SCRIPTS = {"train": "train_mnist.py", "sample": "sample.py", "evaluate": "evaluate.py"}
+
+
+def command(prog, name):
+    """How to run another command, the way this one was run: 'tinygan sample' or 'python examples/sample.py'."""
+    return f"tinygan {name}" if prog.startswith("tinygan") else f"python examples/{SCRIPTS[name]}"
 
 
 def positive(cast):
