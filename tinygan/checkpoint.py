@@ -19,7 +19,7 @@ def save_checkpoint(path, gan):
         for k, v in part.state_dict().items():
             arrays[f"{prefix}/{k}"] = np.asarray(v)
     if gan.ema is not None:
-        arrays["G_ema"] = gan.be.to_host(gan.ema)
+        arrays[gan.ema_key] = gan.be.to_host(gan.ema)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -45,7 +45,7 @@ def load_checkpoint(path, gan):
         for prefix, part in (("G", gan.G), ("D", gan.D), ("opt_g", gan.opt_g), ("opt_d", gan.opt_d)):
             part.load_state_dict({k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + "/")})
         if gan.ema is not None:
-            gan.ema[...] = gan.be.asarray(arrays["G_ema"])
+            gan.ema[...] = gan.be.asarray(arrays[gan.ema_key])
         gan.iteration = int(arrays["iteration"])
         # cupy cannot restore its generator state: it re-seeds from (seed, iteration) instead
         gan.be.set_rng_state(str(arrays["rng_state"]), reseed=gan.config["seed"] * 1_000_003 + gan.iteration)
