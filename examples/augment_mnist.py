@@ -15,16 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-try:
-    import tinygan as tg
-except ImportError:  # running from a checkout that is not installed: use the repo beside this script
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import tinygan as tg
-from tinygan import augment, classifier, data
-from tinygan.fileio import atomic_write
-from tinygan.gan import GAN, Dataset, make_config
-from tinygan.layers import Dense, Dropout, ReLU, Sequential
-from tinygan.plots import save_grid
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package beside this script, installed or not
+import tinygan as tg  # noqa: E402
+from tinygan import augment, classifier, data  # noqa: E402
+from tinygan.classifier import accuracy  # noqa: E402
+from tinygan.cli import Parser, fail, positive, sizes  # noqa: E402
+from tinygan.fileio import atomic_write  # noqa: E402
+from tinygan.dataset import Dataset  # noqa: E402
+from tinygan.gan import GAN, make_config  # noqa: E402
+from tinygan.layers import Dense, Dropout, ReLU, Sequential  # noqa: E402
+from tinygan.plots import save_grid  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # checkout-side copy, if any
 ARMS = {"real": "(a) real only", "classic": "(b) real + classic aug", "gan": "(c) real + cGAN",
@@ -48,22 +48,20 @@ def gan_iterations(n):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", default=",".join(map(str, NS)), help="real digits per class, comma-separated")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per n (subset, GAN and classifier)")
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=sizes, default=list(NS), help="real digits per class, comma-separated (default: 10,50,100,500)")
+    p.add_argument("--seeds", type=positive(int), default=3, help="seeds per n (subset, GAN and classifier)")
     p.add_argument("--data", default=None,
-                   help=f"folder with the MNIST files (default: {SHARED} if it exists, else the usual lookup)")
+                   help="folder with the MNIST files (default: shared/data/mnist beside the checkout if it exists, "
+                        "else --data's usual lookup: $TINYGAN_DATA, the user cache, a download)")
     p.add_argument("--out", default="runs/augment", help="folder for the table, plot and JSON")
-    p.add_argument("--gan-iterations", type=int, help="GAN iterations for every n (default: 2400 + n)")
-    p.add_argument("--steps", type=int, default=STEPS, help="classifier steps, the same in every arm")
+    p.add_argument("--gan-iterations", type=positive(int), help="GAN iterations for every n (default: 2400 + n)")
+    p.add_argument("--steps", type=positive(int), default=STEPS, help="classifier steps, the same in every arm")
     p.add_argument("--quick", action="store_true", help="CI smoke run: n=10, one seed, tiny budgets")
     args = p.parse_args(argv)
-    args.n = [int(v) for v in args.n.split(",") if v.strip()]
     if args.quick:
         args.n, args.seeds, args.steps = [10], 1, 60
         args.gan_iterations = args.gan_iterations or 40
-    if not args.n or min(args.n) < 1 or args.seeds < 1 or args.steps < 1:
-        p.error("--n, --seeds and --steps must be positive")
     return args
 
 
@@ -132,12 +130,6 @@ def train_classifier(arm, real, fake, steps, seed):
         model.backward(grad, input_grad=False)
         opt.step()
     return model
-
-
-def accuracy(model, images, labels):
-    """Fraction of images whose top class is the label."""
-    probs, _ = classifier.predict(model, images)
-    return float((probs.argmax(1) == labels).mean())
 
 
 def judge(results, ns, seeds):
@@ -209,12 +201,12 @@ def main(argv=None):
     try:
         x_train, y_train, x_test, y_test, note = load_data(data_dir)
     except data.MNISTDataError as e:
-        sys.exit(f"augment_mnist.py: error: {e}")
+        fail("augment_mnist.py", e)
     print(note, flush=True)
     fewest = int(np.bincount(y_train, minlength=10).min())
     if max(args.n) > fewest:
-        sys.exit(f"augment_mnist.py: error: n={max(args.n)} per class asked for, but the training pool has only "
-                 f"{fewest} digits of its rarest class; use a smaller --n (or the full MNIST via --data)")
+        fail("augment_mnist.py", f"n={max(args.n)} per class asked for, but the training pool has only "
+             f"{fewest} digits of its rarest class; use a smaller --n (or the full MNIST via --data)")
     x_test = data.to_unit(x_test)  # (N, 28, 28) float32
     try:  # the shipped classifier (60k-trained) checks that GAN digits look like their labels: a diagnostic only
         judge_model = classifier.load_classifier(tg.Backend("numpy", "float32", 0))

@@ -1,5 +1,4 @@
 """Train a GAN on MNIST: python examples/train_mnist.py [--preset deep] [--conditional] [--backend cupy]."""
-import argparse
 import json
 import math
 import os
@@ -11,12 +10,13 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 import tinygan as tg  # noqa: E402
-from tinygan.cli import Parser  # noqa: E402
+from tinygan.cli import Parser, positive, sizes  # noqa: E402
 from tinygan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from tinygan.fileio import atomic_write  # noqa: E402
 from tinygan.data import MNISTDataError, load_mnist  # noqa: E402
 from tinygan.evaluation import evaluate_gan, format_table  # noqa: E402
-from tinygan.gan import GAN, PRESETS, Dataset, make_config  # noqa: E402
+from tinygan.dataset import Dataset  # noqa: E402
+from tinygan.gan import GAN, PRESETS, make_config  # noqa: E402
 from tinygan.plots import plot_curves, save_grid  # noqa: E402
 from tinygan.report import draw_internals  # noqa: E402
 from tinygan.trace import Tracer, load_trace_classifier  # noqa: E402
@@ -26,30 +26,6 @@ def fail(message):
     """A bad flag value found after parsing (a data folder, a checkpoint, a backend): one line, exit 2."""
     print(f"train_mnist.py: error: {message}", file=sys.stderr)
     sys.exit(2)
-
-
-def positive(cast):
-    """An argparse type: a number of `cast` that must be > 0."""
-    def parse(text):
-        try:
-            value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {cast.__name__}") from None
-        if not value > 0 or not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite {cast.__name__}")
-        return value
-    return parse
-
-
-def sizes(text):
-    """An argparse type: comma-separated positive layer sizes, e.g. 128,256."""
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of positive sizes such as 256,512")
-    return values
 
 
 def parse_args(argv):

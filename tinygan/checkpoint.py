@@ -1,6 +1,8 @@
-"""Checkpoints: one .npz (no pickle) holding G, D, both Adams, the iteration, RNG state and config."""
+"""Checkpoints: one .npz (no pickle) holding G, D, both Adams, the iteration, RNG state and config; classifier weights."""
 import json
 import os
+import zipfile
+from pathlib import Path
 
 import numpy as np
 
@@ -51,3 +53,20 @@ def load_checkpoint(path, gan):
         gan.be.set_rng_state(str(arrays["rng_state"]), reseed=gan.config["seed"] * 1_000_003 + gan.iteration)
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"checkpoint {path!r} does not match this model: {e}") from None
+
+
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "classifier.npz"
+RETRAIN = "regenerate it with: python examples/train_classifier.py --data DIR"
+
+
+def load_classifier_weights(path=None):
+    """{name: float array} from the classifier .npz (default: the shipped tinygan/weights/classifier.npz)."""
+    path = Path(path) if path is not None else WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: classifier weights not found; {RETRAIN}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise ValueError(f"{path}: not a readable classifier .npz ({type(e).__name__}: {e}); "
+                         f"the file is corrupt or truncated: {RETRAIN}") from None
