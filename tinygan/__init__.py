@@ -7,15 +7,17 @@ from .evaluation import evaluate_gan, evaluate_images
 from .gan import GAN, PRESETS, make_config
 from .gradcheck import GradcheckError, check_loss, check_module, gradcheck
 from .idx import read_idx, write_idx
-from .layers import Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from .layers import Dense, Dropout, GaussianNoise, LeakyReLU, ReLU, Sequential, Sigmoid, Softplus, Tanh
 from .losses import bce, bce_with_logits, softmax_cross_entropy
+from .norm import BatchNorm, WeightNormDense, init_from_data
 from .optim import SGD, Adam
 
 __version__ = "0.1.0"
 
 __all__ = [  # the engine, then what a training script or notebook needs (see README, "Use it from Python")
     "Backend", "BackendError", "get_backend", "set_backend",
-    "Dense", "Dropout", "LeakyReLU", "ReLU", "Sequential", "Sigmoid", "Tanh",
+    "Dense", "Dropout", "GaussianNoise", "LeakyReLU", "ReLU", "Sequential", "Sigmoid", "Softplus", "Tanh",
+    "BatchNorm", "WeightNormDense", "init_from_data",
     "bce", "bce_with_logits", "softmax_cross_entropy", "SGD", "Adam",
     "GradcheckError", "check_loss", "check_module", "gradcheck",
     "GAN", "PRESETS", "make_config", "Dataset", "load_mnist", "MNISTDataError", "read_idx", "write_idx",

@@ -22,7 +22,7 @@ def save_checkpoint(path, gan):
         for k, v in part.state_dict().items():
             arrays[f"{prefix}/{k}"] = np.asarray(v)
     if gan.ema is not None:
-        arrays["G_ema"] = gan.be.to_host(gan.ema)
+        arrays[gan.ema_key] = gan.be.to_host(gan.ema)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -81,8 +81,8 @@ def _looks_like(head):
     return "not a zip archive"
 
 
-def read_checkpoint(path, fields=GAN_FIELDS):
-    """The arrays of a checkpoint file and its checked config; CheckpointError if unreadable or invalid."""
+def read_checkpoint(path, fields=None):
+    """The arrays of a checkpoint file and its config, checked (config fields too if given, e.g. GAN_FIELDS)."""
     path = os.fspath(path)
     if os.path.isdir(path):
         inside = os.path.join(path, "checkpoint.npz")
@@ -121,23 +121,24 @@ def read_checkpoint(path, fields=GAN_FIELDS):
         if v.dtype.kind == "f" and not np.isfinite(v).all():
             raise CheckpointError(f"checkpoint {path!r}: field {k!r} holds NaN or inf; the saved state is broken, "
                                   "use an earlier checkpoint")
-    check_fields(config, fields, f"checkpoint {path!r}")
+    check_fields(config, fields or {}, f"checkpoint {path!r}")
     return arrays, config
 
 
-def load_checkpoint(path, gan):
-    """Restore a GAN built from the checkpoint's config to the exact saved state."""
-    arrays, _ = read_checkpoint(path)
+def load_checkpoint(path, gan, fields=None):
+    """Restore a model (GAN, SSLGAN) built from the checkpoint's config to the exact saved state."""
+    arrays, _ = read_checkpoint(path, fields)
     where = f"checkpoint {path!r}"
     for prefix, part in (("G", gan.G), ("D", gan.D), ("opt_g", gan.opt_g), ("opt_d", gan.opt_d)):
         try:
             part.load_state_dict({k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + "/")})
         except (KeyError, ValueError, TypeError, IndexError) as e:
             raise CheckpointError(f"{where}: field {prefix!r} does not match the model of its config ({e})") from None
-    if gan.ema is not None:
-        if "G_ema" not in arrays or arrays["G_ema"].shape != gan.ema.shape:
-            raise CheckpointError(f"{where}: field 'G_ema' is missing or has the wrong shape (expected {gan.ema.shape})")
-        gan.ema[...] = gan.be.asarray(arrays["G_ema"])
+    if gan.ema is not None:  # averaged weights: G's (GAN), D's (SSLGAN)
+        key = gan.ema_key
+        if key not in arrays or arrays[key].shape != gan.ema.shape:
+            raise CheckpointError(f"{where}: field {key!r} is missing or has the wrong shape (expected {gan.ema.shape})")
+        gan.ema[...] = gan.be.asarray(arrays[key])
     gan.iteration = int(arrays["iteration"])
     try:
         state = json.loads(str(arrays["rng_state"]))
@@ -155,7 +156,7 @@ def load_gan(path, backend="numpy", seed=None):
     """A GAN rebuilt from a checkpoint file, in its saved state; seed (if given) reseeds its random stream."""
     from .backend import Backend
     from .gan import GAN
-    _, config = read_checkpoint(path)
+    _, config = read_checkpoint(path, GAN_FIELDS)
     try:
         gan = GAN(config, Backend(backend, "float32", seed=config["seed"]))
     except ValueError as e:  # a combination no GAN can be built from, e.g. an AC-GAN head on a sigmoid D

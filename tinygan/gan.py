@@ -48,6 +48,7 @@ def mlp(sizes, act, out, be, dropout=0.0):
 
 class GAN:
     """Owns G, D and their Adams; step() trains both on one real batch."""
+    ema_key = "G_ema"  # the checkpoint entry of the averaged weights (of G here)
 
     def __init__(self, config, be):
         self.config, self.be, self.iteration = config, be, 0

@@ -115,3 +115,30 @@ def curves_figure(records, title=None):
     fig.suptitle(title or "training curves", fontsize=12)
     fig.tight_layout()
     return fig
+
+
+def plot_ssl_curves(records, path, anchor=0.93):
+    """Test error (log scale) and losses of a semi-supervised run against epoch; the published error as a line."""
+    # records: log lines of train_ssl.py, one per epoch
+    ep = np.array([r["epoch"] for r in records], dtype=np.float64)
+    fig = Figure(figsize=(8, 7.5))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    ax1.plot(ep, [100 * r["test_err"] for r in records], "o-", ms=3, label="averaged D")
+    ax1.plot(ep, [100 * r["test_err_live"] for r in records], "-", alpha=0.6, label="live D")
+    ax1.axhline(anchor, color="gray", ls="--", label=f"published, 100 labels ({anchor}%)")
+    ax1.set_yscale("log")
+    ax1.set_ylabel("test error (%)")
+    ax1.set_title(f"semi-supervised GAN: test error {100 * records[-1]['test_err']:.2f}% after "
+                  f"{records[-1]['epoch']} epochs ({records[-1]['seconds'] / 60:.0f} min)", fontsize=10)
+    ax1.legend(loc="upper right", fontsize=8)
+    for key, label in (("loss_lab", "labelled (cross-entropy)"), ("loss_unl", "unlabelled"),
+                       ("loss_gen", "G (feature matching)")):
+        ax2.plot(ep, [r[key] for r in records], label=label)
+    ax2.set_yscale("log")
+    ax2.set_ylabel("loss (epoch mean)")
+    ax2.set_xlabel("epoch")
+    ax2.legend(loc="upper right", fontsize=8)
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    _save_atomic(fig, path, dpi=100)

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from .. import cli
 from ..backend import Backend, BackendError
-from ..checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from ..checkpoint import GAN_FIELDS, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from ..data import MNISTDataError, is_custom, load_mnist
 from ..dataset import Dataset
 from ..evaluation import evaluate_gan, format_table
@@ -112,7 +112,7 @@ def train(argv, prog):
 
     # --- config: a new run's from the flags, or the checkpoint's ---
     if args.resume:
-        arrays, config = cli.named("--resume", CheckpointError, read_checkpoint, args.resume)
+        arrays, config = cli.named("--resume", CheckpointError, read_checkpoint, args.resume, GAN_FIELDS)
         done = int(arrays["iteration"])
         config["iterations"] = check_resume(given, args, config, done, RUN_CONTROL)
     else:

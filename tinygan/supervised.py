@@ -1,0 +1,50 @@
+"""Supervised digit classifiers on the host's images: one training loop for the CAS score and self-training."""
+import math
+
+import numpy as np
+
+from .classifier import build_classifier, predict
+from .losses import softmax_cross_entropy
+from .optim import Adam
+
+
+def fit(model, draw, steps, lr=1e-3, rng=None):
+    """Train model for `steps` Adam steps on batches from draw(rng) -> (images (B, 784) in [0, 1], labels (B,))."""
+    # The learning rate follows a cosine from lr to lr / 100, step by step.
+    be, rng = model.be, rng if rng is not None else np.random.default_rng(0)
+    opt = Adam(model.parameters(), lr=lr)
+    model.train()
+    for t in range(steps):
+        opt.lr = lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t / max(steps - 1, 1))))
+        x, y = draw(rng)
+        model.zero_grad()
+        _, grad = softmax_cross_entropy(model.forward(be.asarray(x)), be.xp.asarray(y))
+        model.backward(grad, input_grad=False)
+        opt.step()
+    return model.eval()
+
+
+def accuracy(model, images, labels):
+    """Fraction of images (N, 28, 28) or (N, 784) in [0, 1] whose top class is the label."""
+    return float((predict(model, images)[0].argmax(axis=1) == np.asarray(labels)).mean())
+
+
+def shuffled(images, labels, batch):
+    """A draw(rng) for fit: batches of `batch` rows, with replacement, as float32 (B, 784) in [0, 1]."""
+    x = np.asarray(images).reshape(len(images), -1)
+    scale = np.float32(1 / 255) if x.dtype == np.uint8 else np.float32(1)
+
+    def draw(rng):
+        i = rng.integers(0, len(x), batch)
+        return x[i].astype(np.float32) * scale, np.asarray(labels)[i].astype(np.int64)
+    return draw
+
+
+def classification_accuracy_score(images, labels, test_images, test_labels, be, epochs=10, batch=128, seed=0):
+    """Test accuracy of the project's classifier (784-512-256-10) trained only on the given labelled digits."""
+    # Ravuri & Vinyals 2019: train on N generated digits, test on real ones; the same on N real digits is its ceiling.
+    model = build_classifier(be)
+    steps = max(1, epochs * len(images) // batch)
+    fit(model, shuffled(images, labels, batch), steps, rng=np.random.default_rng(seed))
+    test = np.asarray(test_images)
+    return accuracy(model, test.astype(np.float32) / 255 if test.dtype == np.uint8 else test, test_labels)
