@@ -121,6 +121,8 @@ def read_checkpoint(path, fields=None):
         if v.dtype.kind == "f" and not np.isfinite(v).all():
             raise CheckpointError(f"checkpoint {path!r}: field {k!r} holds NaN or inf; the saved state is broken, "
                                   "use an earlier checkpoint")
+    if fields is GAN_FIELDS and isinstance(config, dict) and config.get("kind") == "ssl":
+        raise CheckpointError(f"checkpoint {path!r} is a semi-supervised GAN's: use it with examples/train_ssl.py")
     check_fields(config, fields or {}, f"checkpoint {path!r}")
     return arrays, config
 

@@ -44,6 +44,7 @@ def fetch(url, dest, name, md5, size, timeout, deadline, verbose=False):
     req = urllib.request.Request(url, headers={"User-Agent": _user_agent()})
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f"{PART}{os.getpid()}-", suffix=f"-{dest.name}")
     inflate, h, got, raw, start = zlib.decompressobj(wbits=31), hashlib.md5(), 0, 0, time.monotonic()
+    head = b""  # the first bytes, to tell a gzip file from an error page
     try:
         with os.fdopen(fd, "wb") as f, urllib.request.urlopen(req, timeout=timeout) as r:
             total = int(r.headers.get("Content-Length") or 0) or None
@@ -52,9 +53,11 @@ def fetch(url, dest, name, md5, size, timeout, deadline, verbose=False):
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, leave=False,
                       disable=None if verbose else True) as bar:
                 while chunk := r.read1(1 << 16):  # whatever has arrived: a trickle cannot outlast the deadline
-                    if got == 0 and chunk[:2] != b"\x1f\x8b":
-                        check_not_html(url, chunk)
-                        raise IDXFormatError(f"{url}: not a gzip file (it starts {chunk[:4].hex(' ')}); not MNIST")
+                    if len(head) < 2:
+                        head += chunk[:512]
+                        if len(head) >= 2 and head[:2] != b"\x1f\x8b":
+                            check_not_html(url, head)
+                            raise IDXFormatError(f"{url}: not a gzip file (it starts {head[:4].hex(' ')}); not MNIST")
                     got += len(chunk)
                     if got > cap:
                         raise IDXFormatError(f"{url}: sent more than the {cap} bytes {name}.gz can be; not MNIST")

@@ -82,8 +82,10 @@ class Reference:
 
 
 def load_reference(data_dir=None, be=None, path=None, download=True):
-    """The Reference for this data folder and weights file, built once per process."""
-    key = (str(Path(data_dir).expanduser().resolve()) if data_dir is not None else None, str(path or WEIGHTS))
+    """The Reference for this data folder, weights file and kind of backend, built once per process."""
+    be = be or get_backend()
+    key = (str(Path(data_dir).expanduser().resolve()) if data_dir is not None else None, str(path or WEIGHTS),
+           be.name, be.dtype.name)
     if key not in _references:
         _references[key] = Reference(data_dir, be, path, download)
     return _references[key]
@@ -175,4 +177,4 @@ def evaluate_gan(gan, n=10000, data_dir=None, seed=0):
         images = gan.sample(n, requested)
     finally:
         gan.be.rng = live_rng
-    return evaluate_images(images, requested, data_dir=data_dir)
+    return evaluate_images(images, requested, be=gan.be, data_dir=data_dir)  # scored on the GAN's own backend

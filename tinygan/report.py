@@ -80,6 +80,11 @@ def diagnoses(records):
 
 def draw_internals(records, path, note=None):
     """Draw losses, D outputs, gradient norms, update ratios, unit health, D histograms and sample classes."""
+    _save_atomic(internals_figure(records, note), path, dpi=80)
+
+
+def internals_figure(records, note=None):
+    """The 3 x 3 Figure draw_internals writes."""
     # records: log.jsonl lines; those with a "trace" key come from tinygan.trace.Tracer.record
     records = [r for r in records if "eval" not in r]  # evaluation lines carry no losses
     traced = [r for r in records if "trace" in r]
@@ -155,7 +160,7 @@ def draw_internals(records, path, note=None):
     fig.suptitle("\n".join(textwrap.wrap(f"GAN internals. Diagnoses: {summary}", 150)), fontsize=12,
                  color="darkred" if found else "darkgreen")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    _save_atomic(fig, path, dpi=80)
+    return fig
 
 
 def read_log(path):

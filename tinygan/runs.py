@@ -20,10 +20,10 @@ LOCK = ".lock"
 
 
 class Run:
-    """A claimed run folder: locked against other runs until close(); one per training process."""
+    """A claimed run folder: locked against other runs until close(); start() clears what --overwrite replaces."""
 
     def __init__(self, out, resume=None, overwrite=False, outputs=OUTPUTS, prog="tinygan train"):
-        self.out, self.lock = out, None
+        self.out, self.lock, self.old = out, None, []
         self._claim(prog)
         clean_temps(out)  # temp files of runs that died here (kill -9, power cut) are garbage now
         own = resume is not None and os.path.samefile(os.path.dirname(os.path.abspath(resume)), out)
@@ -37,8 +37,13 @@ class Run:
                 raise UsageError(f"--out {out} already holds another run ({what}): {how}to replace it pass "
                                  "--overwrite; or choose another --out")
             for pattern in RUN_FILES + tuple(outputs):  # the old run goes as a whole: no stale samples beside new ones
-                for path in glob.glob(os.path.join(glob.escape(out), pattern)):
-                    os.unlink(path)
+                self.old += glob.glob(os.path.join(glob.escape(out), pattern))
+
+    def start(self):
+        """Remove the replaced run's files: call it once the new run is sure to start (data loaded, model built)."""
+        for path in self.old:
+            os.unlink(path)
+        self.old = []
 
     def _claim(self, prog):
         """Take the folder's lock, or raise UsageError naming the process that holds it."""

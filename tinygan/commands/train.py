@@ -102,7 +102,7 @@ def main(argv=None, prog=None):
     except OSError as e:
         cli.fail(prog, cli.write_error(e))
     except KeyboardInterrupt:
-        cli.fail(prog, "interrupted before training began: nothing was written", code=130)
+        cli.fail(prog, "interrupted at once; every file written so far is complete (writes are atomic)", code=130)
 
 
 def train(argv, prog):
@@ -121,29 +121,29 @@ def train(argv, prog):
                              latent_dim=args.latent_dim, g_hidden=args.g_hidden, d_hidden=args.d_hidden,
                              ema=args.ema, smooth=args.smooth, d_dropout=args.d_dropout, aux=args.aux)
     out = args.out or (os.path.dirname(args.resume) or "." if args.resume else "runs/mnist")
-    be = Backend(args.backend, "float32", seed=config["seed"])
-    images, labels = load_mnist("train", data_dir=args.data, fallback=False if args.require_full else None)
-    if config["batch_size"] > len(images):
-        raise cli.UsageError(f"--batch-size {config['batch_size']} is larger than the training set ({len(images)} "
-                             "images): choose a smaller batch")
-    eval_data = None if is_custom(args.data) else args.data  # a synthetic set is scored against real MNIST
 
     # --- the run folder: ours alone (a lock), never another run's files (see tinygan/runs.py) ---
     cli.output_folder(out)
     run = Run(out, resume=args.resume, overwrite=args.overwrite, prog=prog)
     try:
+        be = Backend(args.backend, "float32", seed=config["seed"])
+        images, labels = load_mnist("train", data_dir=args.data, fallback=False if args.require_full else None)
+        if config["batch_size"] > len(images):
+            raise cli.UsageError(f"--batch-size {config['batch_size']} is larger than the training set "
+                                 f"({len(images)} images): choose a smaller batch")
+        eval_data = None if is_custom(args.data) else args.data  # a synthetic set is scored against real MNIST
         gan = GAN(config, be)
         if args.resume:
             cli.named("--resume", CheckpointError, load_checkpoint, args.resume, gan)
         data = Dataset(images, labels, be, config["data_range"])
-        atomic_write(os.path.join(out, "config.json"), lambda f: f.write(json.dumps(config, indent=2).encode()))
-        log_path = os.path.join(out, "log.jsonl")
         records = []
         if args.resume:  # the checkpoint's log up to the checkpoint; what came after it never happened
             records, warning = read_log(os.path.join(os.path.dirname(args.resume) or ".", "log.jsonl"), gan.iteration)
             if warning:
                 print(f"{prog}: warning: {warning}", file=sys.stderr)
-        write_log(log_path, records)
+        run.start()  # from here on the folder is this run's
+        atomic_write(os.path.join(out, "config.json"), lambda f: f.write(json.dumps(config, indent=2).encode()))
+        write_log(os.path.join(out, "log.jsonl"), records)
         loop(args, prog, config, gan, data, be, out, records, eval_data, start)
     finally:
         run.close()
@@ -179,7 +179,7 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
     print(f"training {config['preset']} GAN{' (conditional)' if cond else ''} on {len(data)} images{source}, "
           f"{args.backend}, batch {B}, iterations {gan.iteration}->{iterations}, out {out}/")
     bar = tqdm(total=iterations, initial=gan.iteration, unit="it", dynamic_ncols=True)
-    with Signals() as stop:  # Ctrl-C / SIGTERM: finish this iteration, save, then stop
+    with bar, Signals() as stop:  # Ctrl-C / SIGTERM: finish this iteration, save, then stop
         while gan.iteration < iterations:
             real, y = data.sample(B)
             traced = tracer and tracer.due(gan.iteration + 1)
@@ -225,7 +225,7 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
                 try:  # its own noise: training's stream is untouched
                     result = evaluate_gan(gan, args.eval_n, eval_data)
                 except (MNISTDataError, ValueError, OSError) as e:
-                    tqdm.write(f"{prog}: evaluation at iteration {i} failed, training goes on: {e}")
+                    tqdm.write(f"{prog}: evaluation at iteration {i} failed, training goes on: {e}", file=sys.stderr)
                 else:
                     records.append({"iter": i, "eval": result})
                     append_log(log_path, records[-1])
@@ -239,7 +239,6 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
                 plots()
                 tqdm.write(f"iter {i:6d}  d_loss {record['d_loss']:.3f}  g_loss {record['g_loss']:.3f}  "
                            f"D(x) {record['d_real']:.2f}  D(G(z)) {record['d_fake']:.2f}  -> {name}")
-    bar.close()
     resume = f"{cli.command(prog, 'train')} --resume {ckpt}" + (f" --data {args.data}" if args.data else "")
     if stop.signum is not None:
         plots()
