@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygan import checkpoint, runs
+from tinygan import runs
 from tinygan.commands import evaluate, sample, train
 from tinygan.gan import GAN
 
@@ -332,3 +332,28 @@ def test_evaluate_gan_scores_on_the_gans_own_backend(monkeypatch):
     monkeypatch.setattr(evaluation, "_features", lambda be, *a: (seen.append(be), real(be, *a))[1])
     evaluation.evaluate_gan(gan, 100)
     assert seen and all((be.name, be.dtype) == (gan.be.name, gan.be.dtype) for be in seen)
+
+
+def test_the_run_machinery_serves_another_training_script(tmp_path):
+    """What a second script (e.g. a semi-supervised trainer counting epochs) reuses from tinygan.runs."""
+    out = tmp_path / "ssl"
+    out.mkdir()
+    (out / "log.jsonl").write_text('{"iter": 5}\n')
+    (out / "recognizer.npz").write_bytes(b"old")
+    with pytest.raises(runs.UsageError, match="already holds another run"):
+        runs.Run(str(out), prog="train_ssl.py")
+    run = runs.Run(str(out), overwrite=True, outputs=("recognizer.npz",), prog="train_ssl.py")
+    run.start()
+    assert sorted(os.listdir(out)) == [".lock"]
+    run.close()
+    with runs.Signals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)  # handled between two bytecodes: no exception, just a flag
+        for _ in range(100):
+            if stop.signum:
+                break
+            time.sleep(0.01)
+    assert stop.signum == signal.SIGTERM and stop.exit_code == 143
+    with pytest.raises(runs.UsageError, match="the checkpoint is at epoch 3 and --epochs asks for 2"):
+        runs.check_target(3, 2, 10, "--epochs", "epochs")
+    assert runs.check_target(3, None, 10, "--epochs", "epochs") == 10
+    assert runs.first_nonfinite({"loss": 1.0, "D's weights": np.array([0.0, np.nan])}) == "D's weights"

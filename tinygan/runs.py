@@ -130,8 +130,8 @@ def append_log(path, record):
         f.write(json.dumps(record) + "\n")
 
 
-def check_resume(given, args, config, iteration, allowed, names=None):
-    """UsageError for a flag given with --resume that would change the checkpoint's model or training."""
+def check_resume_flags(given, args, config, allowed, names=None):
+    """UsageError for a flag given with --resume that would change the checkpoint's model or its training."""
     # given: dests written on the command line; allowed: the run-control dests; names: dest -> config key
     names = names or {}
     for dest in sorted(given - set(allowed)):
@@ -145,11 +145,15 @@ def check_resume(given, args, config, iteration, allowed, names=None):
             flag = "--" + dest.replace("_", "-")
             raise UsageError(f"{flag} cannot change a resumed run: the checkpoint's {key} is {json.dumps(saved)}; "
                              f"drop {flag}, or start a new run with another --out")
-    target = args.iterations or config["iterations"]
-    if target <= iteration:
-        why = "--iterations" if args.iterations else f"the checkpoint's target ({config['iterations']} iterations)"
-        raise UsageError(f"the checkpoint is at iteration {iteration} and {why} asks for {target}: nothing to train; "
-                         f"pass --iterations above {iteration} to train further")
+
+
+def check_target(done, asked, saved, flag="--iterations", unit="iterations"):
+    """The target of a resumed run (asked, else the checkpoint's saved one); UsageError unless it lies beyond done."""
+    target = asked or saved
+    if target <= done:
+        why = flag if asked else f"the checkpoint's target ({saved} {unit})"
+        raise UsageError(f"the checkpoint is at {unit[:-1]} {done} and {why} asks for {target}: nothing to train; "
+                         f"pass {flag} above {done} to train further")
     return target
 
 

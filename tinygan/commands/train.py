@@ -17,7 +17,7 @@ from ..fileio import atomic_write
 from ..gan import GAN, PRESETS, make_config
 from ..plots import plot_curves, save_grid
 from ..report import draw_internals
-from ..runs import Run, Signals, append_log, check_resume, first_nonfinite, read_log, write_log
+from ..runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite, read_log, write_log
 from ..trace import Tracer, load_trace_classifier
 
 # Flags that --resume accepts: they steer the run, not the model or its training.
@@ -114,7 +114,8 @@ def train(argv, prog):
     if args.resume:
         arrays, config = cli.named("--resume", CheckpointError, read_checkpoint, args.resume, GAN_FIELDS)
         done = int(arrays["iteration"])
-        config["iterations"] = check_resume(given, args, config, done, RUN_CONTROL)
+        check_resume_flags(given, args, config, RUN_CONTROL)
+        config["iterations"] = check_target(done, args.iterations, config["iterations"])
     else:
         config = make_config(args.preset, conditional=args.conditional, seed=args.seed, iterations=args.iterations,
                              batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, beta2=args.beta2,
@@ -147,6 +148,16 @@ def train(argv, prog):
         loop(args, prog, config, gan, data, be, out, records, eval_data, start)
     finally:
         run.close()
+
+
+def saved_arrays(gan):
+    """What a checkpoint holds beside the config, by name: the finite guard checks each before a save."""
+    arrays = {"G's weights": gan.G.flat_params, "D's weights": gan.D.flat_params,
+              "G's Adam moments": gan.opt_g.m[0], "G's Adam second moments": gan.opt_g.v[0],
+              "D's Adam moments": gan.opt_d.m[0], "D's Adam second moments": gan.opt_d.v[0]}
+    if gan.ema is not None:
+        arrays["G's weight average"] = gan.ema
+    return arrays
 
 
 def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
@@ -191,13 +202,7 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
             last = i == iterations or stop.signum is not None
             if i % args.log_every == 0 or i % args.checkpoint_every == 0 or i % args.sample_every == 0 or last or traced:
                 record = {"iter": i, **{k: float(v) for k, v in stats.items()}, "seconds": round(time.time() - start, 2)}
-                state = {f"the {k}": record[k] for k in stats}  # losses, then everything a checkpoint holds
-                state.update({"G's weights": gan.G.flat_params, "D's weights": gan.D.flat_params,
-                              "G's Adam moments": gan.opt_g.m[0], "G's Adam second moments": gan.opt_g.v[0],
-                              "D's Adam moments": gan.opt_d.m[0], "D's Adam second moments": gan.opt_d.v[0]})
-                if gan.ema is not None:
-                    state["G's weight average"] = gan.ema
-                bad = first_nonfinite(state)
+                bad = first_nonfinite({**{f"the {k}": record[k] for k in stats}, **saved_arrays(gan)})
                 if bad:
                     bar.close()
                     if tracer:  # the internals up to the failure are the most useful picture of it
@@ -239,7 +244,8 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
                 plots()
                 tqdm.write(f"iter {i:6d}  d_loss {record['d_loss']:.3f}  g_loss {record['g_loss']:.3f}  "
                            f"D(x) {record['d_real']:.2f}  D(G(z)) {record['d_fake']:.2f}  -> {name}")
-    resume = f"{cli.command(prog, 'train')} --resume {ckpt}" + (f" --data {args.data}" if args.data else "")
+    resume = " ".join([cli.command(prog, "train"), "--resume", ckpt] + (["--data", args.data] if args.data else [])
+                      + (["--backend", args.backend] if args.backend != "numpy" else []))
     if stop.signum is not None:
         plots()
         print(f"{prog}: stopped by {stop.name} after iteration {gan.iteration}; saved {ckpt}. To continue: {resume}")
