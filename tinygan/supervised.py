@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .classifier import build_classifier, predict
+from .classifier import accuracy, build_classifier
 from .losses import softmax_cross_entropy
 from .optim import Adam
 
@@ -22,11 +22,6 @@ def fit(model, draw, steps, lr=1e-3, rng=None):
         model.backward(grad, input_grad=False)
         opt.step()
     return model.eval()
-
-
-def accuracy(model, images, labels):
-    """Fraction of images (N, 28, 28) or (N, 784) in [0, 1] whose top class is the label."""
-    return float((predict(model, images)[0].argmax(axis=1) == np.asarray(labels)).mean())
 
 
 def shuffled(images, labels, batch):
