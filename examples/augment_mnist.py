@@ -9,7 +9,6 @@ Accuracy is measured on the 10k MNIST test split, as mean +- std over seeds; eve
 same labelled subset.
 """
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -27,11 +26,8 @@ from tinygan.experiment import ARMS, evaluate, judge, plot, self_train, table, t
 from tinygan.fileio import atomic_write  # noqa: E402
 from tinygan.gan import GAN, make_config  # noqa: E402
 from tinygan.plots import save_grid  # noqa: E402
+from tinygan.commands import ssl as train_ssl  # noqa: E402  (arm (e) runs the one semi-supervised training loop)
 from tinygan.recognizer import load_recognizer  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("train_ssl", Path(__file__).resolve().parent / "train_ssl.py")
-train_ssl = importlib.util.module_from_spec(_spec)  # arm (e) runs the one semi-supervised training loop
-_spec.loader.exec_module(train_ssl)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # checkout-side copy, if any
 NS = (10, 50, 100, 500)

@@ -66,3 +66,23 @@ def test_batches_mix_the_pools_as_the_arm_says():
     x, labels = experiment.batch_of(experiment.MIX["gan"], {"real": real, "gan": fake}, rng)
     assert x.shape == (64, 784) and labels.tolist() == [0] * 32 + [1] * 32
     assert x[:32].max() == 0 and x[32:].min() == 1
+
+
+def test_evaluate_reports_the_cas_of_a_conditional_checkpoint(tmp_path, monkeypatch, capsys):
+    import pytest
+    from tinygan.commands import evaluate, train
+    monkeypatch.setenv("TINYGAN_OFFLINE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("TINYGAN_DATA", raising=False)
+    small = ["--iterations", "20", "--g-hidden", "16", "--d-hidden", "16", "--batch-size", "16"]
+    train.main([*small, "--preset", "deep", "--conditional", "--out", str(tmp_path / "cond")])
+    result = evaluate.main(["--checkpoint", str(tmp_path / "cond" / "checkpoint.npz"), "--n", "200", "--cas", "200",
+                            "--json", str(tmp_path / "eval.json")])
+    cas = result["cas"]
+    assert cas["n"] == 200 and cas["test"] == 5000 and 0 <= cas["synthetic"] <= 1
+    assert cas["real"] > 0.6, "200 real digits train the classifier well beyond chance"
+    assert "CAS: trained on 200 generated digits" in capsys.readouterr().out
+    train.main([*small, "--out", str(tmp_path / "plain")])
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(["--checkpoint", str(tmp_path / "plain" / "checkpoint.npz"), "--cas", "200"])
+    assert e.value.code == 2 and "must be conditional" in capsys.readouterr().err

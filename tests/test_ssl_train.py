@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ def load_script(name):
 
 
 train_ssl = load_script("train_ssl")
+
 
 
 @pytest.fixture(autouse=True)
@@ -67,19 +69,62 @@ def test_quick_run_writes_everything_and_the_recognizer_reads_digits(tmp_path, c
 def test_resume_is_bit_identical(tmp_path):
     train_ssl.main([*QUICK, "--out", str(tmp_path / "full")])
     train_ssl.main([*QUICK, "--epochs", "1", "--out", str(tmp_path / "part")])
-    train_ssl.main([*QUICK, "--resume", str(tmp_path / "part" / "checkpoint.npz"), "--epochs", "3",
-                    "--out", str(tmp_path / "part")])
+    train_ssl.main(["--resume", str(tmp_path / "part" / "checkpoint.npz"), "--epochs", "3"])
     full, resumed = arrays(tmp_path / "full" / "checkpoint.npz"), arrays(tmp_path / "part" / "checkpoint.npz")
     assert sorted(full) == sorted(resumed) and "D_ema" in full and "G/1.running_mean" in full
     for k in full:
         assert np.array_equal(full[k], resumed[k]), f"{k} differs after resume"
+    log = [json.loads(line)["epoch"] for line in (tmp_path / "part" / "log.jsonl").read_text().splitlines()]
+    assert log == [1, 2, 3]
+
+
+def test_a_signal_mid_epoch_saves_and_the_resume_is_exact(tmp_path, monkeypatch, capsys):
+    from tinygan.ssl import SSLGAN
+    train_ssl.main([*QUICK, "--out", str(tmp_path / "full")])
+    step = SSLGAN.step
+
+    def interrupted(self, *a):
+        stats = step(self, *a)
+        if self.iteration == 6:  # in the middle of epoch 2 (4 steps an epoch)
+            os.kill(os.getpid(), signal.SIGINT)
+        return stats
+    monkeypatch.setattr(SSLGAN, "step", interrupted)
+    with pytest.raises(SystemExit) as e:
+        train_ssl.main([*QUICK, "--out", str(tmp_path / "cut")])
+    assert e.value.code == 130
+    assert "stopped by SIGINT after step 6" in capsys.readouterr().out
+    assert int(arrays(tmp_path / "cut" / "checkpoint.npz")["iteration"]) == 6
+    monkeypatch.setattr(SSLGAN, "step", step)
+    train_ssl.main(["--resume", str(tmp_path / "cut" / "checkpoint.npz")])
+    full, resumed = arrays(tmp_path / "full" / "checkpoint.npz"), arrays(tmp_path / "cut" / "checkpoint.npz")
+    for k in full:
+        assert np.array_equal(full[k], resumed[k]), f"{k} differs after a mid-epoch resume"
+
+
+def test_a_second_run_never_replaces_the_first(tmp_path, capsys):
+    out = tmp_path / "ssl"
+    train_ssl.main([*QUICK, "--out", str(out)])
+    before = (out / "checkpoint.npz").read_bytes()
+    with pytest.raises(SystemExit) as e:
+        train_ssl.main([*QUICK, "--seed", "1", "--out", str(out)])
+    assert e.value.code == 2 and "already holds another run" in capsys.readouterr().err
+    assert (out / "checkpoint.npz").read_bytes() == before
+    with pytest.raises(SystemExit) as e:  # a resumed run may not change how it trains
+        train_ssl.main(["--resume", str(out / "checkpoint.npz"), "--epochs", "5", "--lr", "0.1"])
+    assert e.value.code == 2 and "--lr cannot change a resumed run" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        train_ssl.main(["--resume", str(out / "checkpoint.npz"), "--epochs", "3"])
+    assert e.value.code == 2 and "nothing to train" in capsys.readouterr().err
+    assert (out / "checkpoint.npz").read_bytes() == before
 
 
 @pytest.mark.parametrize("flags, words", [
     (["--labels", "25"], "--labels: 25 must be a positive multiple of 10"),
+    (["--labels", "-10"], "--labels: '-10' must be a positive"),
     (["--labels", "9000"], "--labels 9000: 900 of each digit asked for"),
-    (["--epochs", "0"], "--epochs: 0 must be positive"),
+    (["--epochs", "0"], "--epochs: '0' must be a positive"),
     (["--ema", "1.5"], "--ema: 1.5 must be in [0, 1)"),
+    (["--data", "/nonexistent/mnist"], "/nonexistent/mnist: no such directory"),
 ])
 def test_bad_flags_are_one_line(tmp_path, flags, words):
     env = {**os.environ, "TINYGAN_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "c")}
@@ -96,7 +141,7 @@ def test_a_gan_checkpoint_is_refused(tmp_path, capsys):
     before = (tmp_path / "gan" / "checkpoint.npz").read_bytes()
     with pytest.raises(SystemExit) as e:
         train_ssl.main(["--resume", str(tmp_path / "gan" / "checkpoint.npz"), "--out", str(tmp_path / "gan")])
-    assert e.value.code == 2 and "train_mnist.py checkpoint" in capsys.readouterr().err
+    assert e.value.code == 2 and "a GAN's from train_mnist.py" in capsys.readouterr().err
     assert (tmp_path / "gan" / "checkpoint.npz").read_bytes() == before
 
 
@@ -105,3 +150,14 @@ def test_a_damaged_recognizer_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(RecognizerError, match="not a tinygan recognizer"):
         load_recognizer(bad)
+
+
+@pytest.mark.parametrize("script, flag", [("train_mnist", "--resume"), ("sample", "--checkpoint"),
+                                          ("evaluate", "--checkpoint")])
+def test_the_gan_tools_refuse_a_semi_supervised_checkpoint(tmp_path, capsys, script, flag):
+    train_ssl.main([*QUICK, "--out", str(tmp_path / "ssl")])
+    before = (tmp_path / "ssl" / "checkpoint.npz").read_bytes()
+    with pytest.raises(SystemExit) as e:
+        load_script(script).main([flag, str(tmp_path / "ssl" / "checkpoint.npz")])
+    assert e.value.code == 2 and "semi-supervised GAN's" in capsys.readouterr().err
+    assert (tmp_path / "ssl" / "checkpoint.npz").read_bytes() == before

@@ -7,6 +7,7 @@ COMMANDS = {
     "sample": "generate digits from a checkpoint: png, npy, npz or IDX files",
     "evaluate": "score a checkpoint's digits with the shipped classifier",
     "report": "redraw a run's curves.png and internals.png from its log",
+    "ssl": "train a digit recognizer from few labels: the semi-supervised GAN (examples/train_ssl.py)",
 }
 
 

@@ -57,6 +57,27 @@ GAN_FIELDS = {
     "aux": (lambda v: _number(v) and v >= 0, "a number >= 0"),
 }
 
+# The semi-supervised GAN's config (tinygan/ssl.py), checked the same way.
+SSL_FIELDS = {
+    "kind": (lambda v: v == "ssl", "'ssl'"),
+    "labels": (lambda v: type(v) is int and v > 0 and v % 10 == 0, "a positive multiple of 10"),
+    "seed": (lambda v: type(v) is int, "an integer"),
+    "d_hidden": (_sizes, "a list of positive layer sizes"),
+    "g_hidden": (_sizes, "a list of positive layer sizes"),
+    "input_noise": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "hidden_noise": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "latent_dim": (lambda v: type(v) is int and v > 0, "a positive integer"),
+    "lr": (lambda v: _number(v) and v > 0, "a positive number"),
+    "beta1": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "beta2": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "adam_eps": (lambda v: _number(v) and v > 0, "a positive number"),
+    "batch_size": (lambda v: type(v) is int and v > 0, "a positive integer"),
+    "unlabelled_weight": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "ema": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "epochs": (lambda v: type(v) is int and v > 0, "a positive integer"),
+    "steps_per_epoch": (lambda v: type(v) is int and v > 0, "a positive integer"),
+}
+
 
 def check_fields(config, fields, where):
     """Raise CheckpointError naming the first config field that is missing or out of range."""

@@ -47,7 +47,7 @@ def prog_name(prog, script):
     return prog or script
 
 
-SCRIPTS = {"train": "train_mnist.py", "sample": "sample.py", "evaluate": "evaluate.py"}
+SCRIPTS = {"train": "train_mnist.py", "sample": "sample.py", "evaluate": "evaluate.py", "ssl": "train_ssl.py"}
 
 
 def command(prog, name):

@@ -18,7 +18,7 @@ IMAGE, N_CLASSES = 784, 10
 # generated rows per step; 600 steps per epoch (one pass over the 60,000 unlabelled images).
 DEFAULTS = dict(kind="ssl", labels=100, d_hidden=[1000, 500, 250, 250, 250], input_noise=0.3, hidden_noise=0.5,
                 g_hidden=[500, 500], latent_dim=100, lr=3e-3, beta1=0.5, beta2=0.999, adam_eps=1e-8, batch_size=100,
-                unlabelled_weight=1.0, ema=0.9999, epochs=300, steps_per_epoch=600, seed=0)
+                unlabelled_weight=1.0, ema=0.9999, epochs=300, steps_per_epoch=None, seed=0)
 
 
 def make_ssl_config(**overrides):

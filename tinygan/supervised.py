@@ -43,3 +43,26 @@ def classification_accuracy_score(images, labels, test_images, test_labels, be, 
     fit(model, shuffled(images, labels, batch), steps, rng=np.random.default_rng(seed))
     test = np.asarray(test_images)
     return accuracy(model, test.astype(np.float32) / 255 if test.dtype == np.uint8 else test, test_labels)
+
+
+CAS_EPOCHS = 10
+
+
+def classification_accuracy(gan, n, data_dir=None, seed=0, epochs=CAS_EPOCHS):
+    """{n, synthetic, real, epochs, test}: CAS of a conditional GAN's digits beside the same classifier on n real ones."""
+    from .augment import balanced_subset, experiment_split
+    from .backend import Backend
+    x, y, x_test, y_test, _ = experiment_split(data_dir)  # offline: the bundled split, halves kept apart
+    per_class = min(-(-n // 10), int(np.bincount(y, minlength=10).min()))
+    labels = np.arange(10 * per_class) % 10                  # every digit equally often, as the real subset
+    live = gan.be.rng
+    gan.be.rng = Backend(gan.be.name, gan.be.dtype.name, seed).rng  # its own noise: training's stream is untouched
+    try:
+        fake = gan.sample(len(labels), labels)               # (n, 28, 28) in [0, 1]
+    finally:
+        gan.be.rng = live
+    real = balanced_subset(y, per_class, seed)
+    be = Backend(gan.be.name, "float32", seed)
+    return {"n": len(labels), "epochs": epochs, "test": len(y_test),
+            "synthetic": classification_accuracy_score(fake, labels, x_test, y_test, be, epochs, seed=seed),
+            "real": classification_accuracy_score(x[real], y[real], x_test, y_test, be, epochs, seed=seed)}

@@ -8,6 +8,7 @@ from ..checkpoint import CheckpointError, load_gan
 from ..data import MNISTDataError
 from ..evaluation import evaluate_gan, format_table
 from ..fileio import atomic_write
+from ..supervised import classification_accuracy
 
 MIN_N = 100  # fewer samples make the table meaningless
 
@@ -22,6 +23,10 @@ def parser(prog=None):
     p.add_argument("--require-full", action="store_true",
                    help="fail instead of scoring against the bundled 10k split when the full MNIST is not found")
     p.add_argument("--json", metavar="PATH", help="also write the result as JSON here")
+    p.add_argument("--cas", type=cli.positive(int), metavar="N",
+                   help="conditional checkpoints: also train the project's classifier on N generated labelled digits "
+                        "and report its accuracy on the real test split, beside the same classifier trained on N real "
+                        "digits (Classification Accuracy Score; 10000 is a good N)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     cli.add_threads(p)
@@ -52,10 +57,19 @@ def evaluate(argv, prog):
         os.environ["TINYGAN_REQUIRE_FULL"] = "1"  # the evaluation's own data lookup reads it
     cli.set_threads(args.threads)
     gan = cli.named("--checkpoint", CheckpointError, load_gan, args.checkpoint, args.backend)
+    if args.cas and not gan.config["conditional"]:
+        p.error("argument --cas: it trains a classifier on generated digits and their labels: the checkpoint must be "
+                "conditional (train with --conditional)")
     result = evaluate_gan(gan, args.n, args.data, seed=args.seed)
     result.update(checkpoint=args.checkpoint, iteration=gan.iteration, preset=gan.config["preset"],
                   conditional=gan.config["conditional"])
     print(format_table(result))
+    if args.cas:
+        result["cas"] = classification_accuracy(gan, args.cas, args.data, args.seed)
+        c = result["cas"]
+        print(f"  CAS: trained on {c['n']} generated digits {100 * c['synthetic']:.2f}%, on {c['n']} real digits "
+              f"{100 * c['real']:.2f}% (the classifier 784-512-256-10, {c['epochs']} epochs; accuracy on "
+              f"{c['test']} real test digits)")
     if args.json:
         atomic_write(args.json, lambda f: f.write(json.dumps(result, indent=2).encode()))
         print(f"wrote {args.json}")
