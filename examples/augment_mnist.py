@@ -22,7 +22,9 @@ import tinygan as tg  # noqa: E402
 from tinygan import augment, classifier, data  # noqa: E402
 from tinygan.cli import Parser, fail, positive, sizes  # noqa: E402
 from tinygan.dataset import Dataset  # noqa: E402
-from tinygan.experiment import ARMS, evaluate, judge, plot, self_train, table, train_arm  # noqa: E402
+from tinygan.experiment import (ARMS, evaluate, judge, plot, plot_error_vs_time, self_train, table,  # noqa: E402
+                                train_arm)
+from tinygan.runs import read_log  # noqa: E402
 from tinygan.fileio import atomic_write  # noqa: E402
 from tinygan.gan import GAN, make_config  # noqa: E402
 from tinygan.plots import save_grid  # noqa: E402
@@ -187,7 +189,13 @@ def main(argv=None):
     atomic_write(out / "augment_results.json", lambda f: f.write(json.dumps(raw, indent=2).encode() + b"\n"))
     plot(results, args.n, arms, out / "augment_results.png",
          f"MNIST with n labelled digits per class, {args.seeds} seed(s), {args.steps} classifier steps")
-    print(f"wrote {out}/augment_results.md, augment_results.png, augment_results.json")
+    written = "augment_results.md, augment_results.png, augment_results.json"
+    if "ssl" in arms:  # the semi-supervised runs' test error against their training time
+        logs = {f"{10 * n} labels, seed {s}": read_log(os.path.join(ssl_runs, f"labels{10 * n}_seed{s}", "log.jsonl"))[0]
+                for n in args.n for s in range(args.seeds)}
+        plot_error_vs_time(logs, out / "ssl_error_vs_time.png")
+        written += ", ssl_error_vs_time.png"
+    print(f"wrote {out}/{written}")
 
 
 if __name__ == "__main__":

@@ -120,6 +120,7 @@ def test_quick_run_writes_table_plot_and_json(tmp_path, monkeypatch, capsys):
     md = (out / "augment_results.md").read_text()
     assert "| 10 (100) |" in md and "Runtime" in md and "Verdict" in md
     assert (out / "ssl" / "labels100_seed0" / "recognizer.npz").is_file(), "(e) comes from a train_ssl.py run"
+    assert (out / "ssl_error_vs_time.png").read_bytes()[:4] == b"\x89PNG"
     script.main(["--quick", "--arms", "ssl", "--out", str(out)])  # a finished (e) run is reused, not trained again
     assert "semi-supervised GAN:" not in capsys.readouterr().out
     assert (out / "augment_results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
