@@ -91,18 +91,18 @@ def train_gan(images, labels, iterations, seed):
 
 
 def run_ssl(n, seed, epochs, folder, data_dir, quick):
-    """Arm (e): the recognizer of a train_ssl.py run on the same subset (reused if done, resumed if begun)."""
+    """Arm (e): (the recognizer, its info) of a train_ssl.py run on the same subset (reused if done, resumed if begun)."""
     run = Path(folder) / f"labels{10 * n}_seed{seed}"
     done = run / "recognizer.npz"
     if done.is_file() and load_recognizer(done)[1]["epochs"] >= epochs:
-        return load_recognizer(done)[0]
+        return load_recognizer(done)
     flags = ["--labels", str(10 * n), "--seed", str(seed), "--epochs", str(epochs), "--out", str(run)]
     flags += ["--data", data_dir] if data_dir else []
-    flags += ["--quick"] if quick else []
+    flags += ["--quick"] if quick and not (run / "checkpoint.npz").is_file() else []
     if (run / "checkpoint.npz").is_file():
-        flags += ["--resume", str(run / "checkpoint.npz")]
+        flags = ["--resume", str(run / "checkpoint.npz"), "--epochs", str(epochs)] + (["--data", data_dir] if data_dir else [])
     train_ssl.main(flags)
-    return load_recognizer(done)[0]
+    return load_recognizer(done)
 
 
 def main(argv=None):
@@ -128,7 +128,7 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     ssl_runs = args.ssl_runs or os.path.join(args.out, "ssl")
 
-    results, agree, gan_budget, pseudo, seconds = {}, {}, {}, {}, {}
+    results, agree, gan_budget, pseudo, seconds, ssl_epochs = {}, {}, {}, {}, {}, {}
     for n in args.n:
         results[str(n)] = {arm: [] for arm in arms}
         iterations = args.gan_iterations or gan_iterations(n)
@@ -152,7 +152,8 @@ def main(argv=None):
             for arm in arms:
                 t0 = time.time()
                 if arm == "ssl":
-                    model = run_ssl(n, seed, args.ssl_epochs, ssl_runs, data_dir, args.quick)
+                    model, info = run_ssl(n, seed, args.ssl_epochs, ssl_runs, data_dir, args.quick)
+                    ssl_epochs.setdefault(str(n), []).append(info["epochs"])
                 elif arm == "selftrain":
                     model, history = self_train(real, x_train, args.steps, seed)
                     pseudo.setdefault(str(n), []).append(history)
@@ -171,7 +172,7 @@ def main(argv=None):
              f"cosine lr 1e-3 -> 1e-5; real:synthetic 1:1 per batch in (b)-(d), (d) splits the synthetic half 1:1 "
              f"classic:cGAN; cGAN: deep preset, g_hidden {GAN_OVERRIDES['g_hidden']}, d_hidden "
              f"{GAN_OVERRIDES['d_hidden']}, EMA {GAN_OVERRIDES['ema']}, iterations {gan_budget}, pool {POOL}/class; "
-             f"(e) train_ssl.py's recipe for {args.ssl_epochs} epochs over the {len(x_train)} training digits; "
+             f"(e) train_ssl.py's recipe over the {len(x_train)} training digits, epochs per n {ssl_epochs}; "
              f"(f) (b) then 3 rounds of pseudo-labels (confidence >= 0.95, balanced per digit) over the same "
              f"{len(x_train)} digits, each round {args.steps} steps on labelled:pseudo-labelled 1:1")
     md = (f"# Few labels: augmentation, GAN digits, a semi-supervised GAN and self-training\n\n{note}.\n\n{setup}.\n\n"
@@ -183,7 +184,7 @@ def main(argv=None):
     print("\n" + tab + f"\n\nruntime {runtime:.0f}s on {where}\n" + "\n".join(verdict))
     raw = {"note": note, "setup": setup, "ns": args.n, "seeds": args.seeds, "steps": args.steps, "arms": arms,
            "gan_iterations": gan_budget, "accuracy": results, "gan_label_agreement": agree, "pseudo_labels": pseudo,
-           "seconds": seconds, "runtime_s": round(runtime, 1), "machine": where, "verdict": verdict}
+           "ssl_epochs": ssl_epochs, "seconds": seconds, "runtime_s": round(runtime, 1), "machine": where, "verdict": verdict}
     out = Path(args.out)
     atomic_write(out / "augment_results.md", lambda f: f.write(md.encode()))
     atomic_write(out / "augment_results.json", lambda f: f.write(json.dumps(raw, indent=2).encode() + b"\n"))
