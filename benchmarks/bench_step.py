@@ -93,7 +93,7 @@ def main(argv=None):
     warmup_s = 0.05 if args.quick else 0.5
     mem_iters = args.memory_iterations or (300 if args.quick else 10000)
     args.threads = args.threads or ("1" if args.quick else "1,2")
-    args.batches = args.batches or ("64" if args.quick else "64,256")
+    args.batches = args.batches or ("64" if args.quick else "64,256,1024" if args.backend == "cupy" else "64,256")
     threads = [1] if args.backend == "cupy" else [int(t) for t in args.threads.split(",")]
     data = ["--data", args.data] if args.data else []
     if args.backend == "cupy":

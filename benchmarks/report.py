@@ -137,6 +137,21 @@ def gpu_memory_lines(res):
     return ["### GPU memory", "", *out, ""]
 
 
+def gpu_graph_lines(res):
+    """The GPU table: tinygan eager and as a CUDA graph against PyTorch eager and PyTorch's captured step."""
+    rows = [r for r in rows_of(res) if "tinygan_graph_its" in r]
+    if not rows:
+        return []
+    out = ["| preset | batch | tinygan eager | tinygan graph | PyTorch eager (best) | PyTorch CUDA graph | "
+           "graph / PyTorch graph | graph nodes per step |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        tg_graph, t_graph = r["tinygan_graph_its"], r.get("torch_graph_its")
+        out.append(f"| {r['preset']} | {r['batch']} | {r['tinygan_its']:.0f} | {tg_graph:.0f} | "
+                   f"{r['torch_its'] or float('nan'):.0f} | {t_graph or float('nan'):.0f} | "
+                   f"{tg_graph / t_graph if t_graph else float('nan'):.2f}x | {r.get('graph_nodes', 'n/a')} |")
+    return ["### GPU: one CUDA graph per iteration (it/s)", "", *out, ""]
+
+
 def profile_lines(res):
     out = []
     for p in res.get("profile") or []:
@@ -186,7 +201,7 @@ def markdown(res):
            "Below 100%, the target asks for less time than those two parts need, before any layer, loss or "
            "sampling work.", "", *demand_table(res), "",
            "### PyTorch variants (it/s)", "", *variants_table(res), "",
-           "### Array operations per step", "", *opcount_lines(res), "", *gpu_memory_lines(res)]
+           "### Array operations per step", "", *opcount_lines(res), "", *gpu_graph_lines(res), *gpu_memory_lines(res)]
     m = res.get("memory")
     if m:
         out += ["### Memory", "",

@@ -27,7 +27,8 @@ class TorchGAN:
     freeze: D's params get requires_grad_(False) during the G step, so no D weight grads are computed.
     """
 
-    def __init__(self, preset, batch, images, device="cpu", opt="foreach", logits=True, freeze=True, seed=0):
+    def __init__(self, preset, batch, images, device="cpu", opt="foreach", logits=True, freeze=True, seed=0,
+                 capturable=False):
         c = make_config(preset)
         torch.manual_seed(seed)
         self.B, self.latent, self.device, self.freeze = batch, c["latent_dim"], device, freeze
@@ -36,13 +37,15 @@ class TorchGAN:
         d_out = None if (c["d_logits"] or logits) else "sigmoid"
         self.D = mlp([IMAGE, *c["d_hidden"], 1], c["act"], d_out).to(device)
         self.loss = nn.BCELoss() if d_out else nn.BCEWithLogitsLoss()
-        kw = dict(lr=c["lr"], betas=(c["beta1"], c["beta2"]), **{opt: True})
+        kw = dict(lr=c["lr"], betas=(c["beta1"], c["beta2"]), **{opt: True}, **({"capturable": True} if capturable else {}))
         self.opt_g = torch.optim.Adam(self.G.parameters(), **kw)
         self.opt_d = torch.optim.Adam(self.D.parameters(), **kw)
         self.d_params, self.g_params = list(self.D.parameters()), list(self.G.parameters())
         # The preset's EMA of G's weights (deep keeps one for sampling), as tinygan's GAN.step does.
         self.ema_decay, self.iteration = c["ema"], 0
         self.ema = [p.detach().clone() for p in self.g_params] if c["ema"] else None
+        # Captured in a CUDA graph, the EMA decay must come from a step counter on the device, not from Python.
+        self.count = torch.zeros((), device=device) if capturable else None
         # Data stays uint8 (N, 784) on the device; each batch is converted, as tinygan's Dataset does.
         self.images = torch.from_numpy(images.reshape(len(images), IMAGE)).to(device)
         self.scale, self.shift = (1 / 255, 0.0) if c["data_range"] == "unit" else (1 / 127.5, -1.0)
@@ -74,9 +77,15 @@ class TorchGAN:
                 p.requires_grad_(True)
         self.iteration += 1
         if self.ema is not None:                  # ema = d ema + (1 - d) params, d ramping up as in tinygan
-            d = min(self.ema_decay, (1 + self.iteration) / (10 + self.iteration))
             with torch.no_grad():
-                torch._foreach_lerp_(self.ema, self.g_params, 1 - d)
+                if self.count is None:
+                    d = min(self.ema_decay, (1 + self.iteration) / (10 + self.iteration))
+                    torch._foreach_lerp_(self.ema, self.g_params, 1 - d)
+                else:
+                    self.count += 1
+                    d = torch.clamp((1 + self.count) / (10 + self.count), max=self.ema_decay)
+                    for e, p in zip(self.ema, self.g_params):
+                        e.lerp_(p, 1 - d)
         return d_loss.detach(), g_loss.detach()
 
 
@@ -89,3 +98,23 @@ def variants(preset):
                 name = f"{opt}{'+frozenD' if freeze else ''}{'' if logits else '+sigmoidBCE'}"
                 out[name] = dict(opt=opt, freeze=freeze, logits=logits)
     return out
+
+
+class GraphedTorchGAN:
+    """TorchGAN's step (sampling included) captured once as a CUDA graph, with capturable Adam, and replayed."""
+
+    def __init__(self, preset, batch, images, device="cuda", **kw):
+        self.gan = TorchGAN(preset, batch, images, device, capturable=True, **kw)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up steps on a side stream, as PyTorch's whole-network capture asks
+            for _ in range(3):
+                self.gan.step()
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.out = self.gan.step()
+
+    def step(self):
+        self.graph.replay()
+        return self.out

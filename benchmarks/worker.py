@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -49,6 +50,20 @@ def adam_runner(preset, B, be):
     return run
 
 
+def tinygan_graph_runner(preset, B, images, labels):
+    """One tinygan iteration replayed as a CUDA graph (Philox noise, device step counters, captured cuBLAS)."""
+    import tinygan as tg
+    from tinygan import cuda
+    from tinygan.gan import GAN, Dataset, make_config
+    config = make_config(preset, batch_size=B)
+    be = tg.Backend("cupy", "float32", seed=0, rng="philox")
+    gan = GAN(config, be)
+    gan.use_device_counters()
+    step = cuda.GraphStep(gan, Dataset(images, labels, be, config["data_range"]))
+    step()  # the first call runs one step eagerly, then captures
+    return step
+
+
 def timed_block(fn, n, sync):
     """Iterations per second of n back-to-back calls."""
     sync()
@@ -81,9 +96,14 @@ def bench_config(preset, B, images, labels, args, torch, device):
     sync_np = be.sync
     sync_t = (lambda: torch.cuda.synchronize()) if device == "cuda" else (lambda: None)
     runners = {"tinygan": (tg_run, sync_np)}
+    if args.backend == "cupy":  # the same step as one CUDA graph per iteration (tinygan/cuda.py)
+        runners["tinygan:graph"] = (tinygan_graph_runner(preset, B, images, labels), sync_np)
     if torch is not None:
         for name, kw in variants(preset).items():
             runners["torch:" + name] = (TorchGAN(preset, B, images, device, **kw).step, sync_t)
+        if device == "cuda":
+            from torch_gan import GraphedTorchGAN
+            runners["torch:cudagraph"] = (GraphedTorchGAN(preset, B, images, device, opt="fused").step, sync_t)
     gemms = step_gemms(preset, B)
     runners["floor"] = (FloorRunner(be.xp, be.dtype, gemms), sync_np)
     runners["adam"] = (adam_runner(preset, B, be), sync_np)
@@ -98,7 +118,7 @@ def bench_config(preset, B, images, labels, args, torch, device):
                 time.sleep(SETTLE_S)
             rates[k].append(timed_block(fn, sizes[k], sync))
     med = {k: statistics.median(v) for k, v in rates.items()}
-    torch_names = [k for k in med if k.startswith("torch:")]
+    torch_names = [k for k in med if k.startswith("torch:") and k != "torch:cudagraph"]
     best = max(torch_names, key=med.get) if torch_names else None
     # Each round's blocks run back to back, so load that comes and goes hits both sides of a round alike:
     # the median of the per-round ratios is the comparison; its min and max show the spread.
@@ -112,6 +132,10 @@ def bench_config(preset, B, images, labels, args, torch, device):
                floor_flops=flops, floor_its=med["floor"], gemm_gflops=flops * med["floor"] / 1e9, adam_its=med["adam"],
                spread={k: (min(v), max(v)) for k, v in rates.items()}, block_iters=sizes)
     if args.backend == "cupy":
+        row["tinygan_graph_its"] = med["tinygan:graph"]
+        row["torch_graph_its"] = med.get("torch:cudagraph")
+        dot = runners["tinygan:graph"][0].graph.debug_dot_str()  # the captured step in DOT: one node per GPU operation
+        row["graph_nodes"] = len(re.findall(r'_node_\d+"\s*\[', dot if isinstance(dot, str) else dot.decode()))
         pool = be.xp.get_default_memory_pool()
         row["cupy_pool_used_mb"] = pool.used_bytes() / 2 ** 20
         row["cupy_pool_total_mb"] = pool.total_bytes() / 2 ** 20

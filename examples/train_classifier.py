@@ -1,5 +1,4 @@
 """Train the MNIST classifier used for GAN evaluation and ship its weights (tinygan/weights/classifier.npz)."""
-import argparse
 import datetime
 import json
 import math
@@ -11,29 +10,31 @@ from pathlib import Path
 
 import numpy as np
 
-try:
-    import tinygan as tg
-except ImportError:  # running from a checkout that is not installed: use the repo beside this script
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import tinygan as tg
-from tinygan import classifier, data
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package beside this script, installed or not
+import tinygan as tg  # noqa: E402
+from tinygan import classifier, data  # noqa: E402
+from tinygan.classifier import accuracy  # noqa: E402
+from tinygan.cli import Parser, fail, positive  # noqa: E402
 
 WEIGHTS = Path(tg.__file__).resolve().parent / "weights" / "classifier.npz"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # checkout-side copy, if any
 SHIFT = 2  # random translation of up to +-2 pixels each way
 
 
-def parse_args():
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--epochs", type=int, default=15)
+def parse_args(argv=None):
+    p = Parser(description=__doc__)
+    p.add_argument("--epochs", type=positive(int), default=15)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=None,
-                   help=f"folder with the MNIST files (default: {SHARED} if it exists, else the usual lookup)")
-    p.add_argument("--out", default=str(WEIGHTS), help="weights file to write (.npz; a .json recipe goes beside it)")
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
+                   help="folder with the MNIST files (default: shared/data/mnist beside the checkout if it exists, "
+                        "else --data's usual lookup: $TINYGAN_DATA, the user cache, a download)")
+    p.add_argument("--out", default=str(WEIGHTS),
+                   help="weights file to write (.npz; a .json recipe goes beside it; default: the shipped "
+                        "tinygan/weights/classifier.npz)")
+    p.add_argument("--batch", type=positive(int), default=128)
+    p.add_argument("--lr", type=positive(float), default=1e-3)
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def shift_batch(x, rng, s=SHIFT):
@@ -50,12 +51,6 @@ def shift_batch(x, rng, s=SHIFT):
 def lr_at(epoch, epochs, lr):
     """Cosine decay from lr to lr/100 over the run, per epoch."""
     return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs - 1, 1))))
-
-
-def accuracy(model, images, labels):
-    """Fraction of images whose top class is the label."""
-    probs, _ = classifier.predict(model, images)
-    return float((probs.argmax(1) == labels).mean())
 
 
 def save(model, recipe, out):
@@ -75,16 +70,16 @@ def save(model, recipe, out):
             raise
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     data_dir = args.data if args.data is not None else (str(SHARED) if SHARED.is_dir() else None)
     try:
         found = data.find_mnist(data_dir)
     except data.MNISTDataError as e:
-        sys.exit(f"train_classifier: {e}")
+        fail("train_classifier.py", e)
     if found is None:
-        sys.exit("train_classifier: the full 60k MNIST train split is needed (the bundled 10k is the test set); "
-                 "pass --data DIR with the four MNIST files, or set $TINYGAN_DATA")
+        fail("train_classifier.py", "the full 60k MNIST train split is needed (the bundled 10k is the test set); "
+             "pass --data DIR with the four MNIST files, or set $TINYGAN_DATA")
     x_train, y_train = data.load_mnist("train", data_dir=data_dir)
     x_test, y_test = data.load_mnist("test", data_dir=data_dir)
     x_test = data.to_unit(x_test)  # (10000, 28, 28) float32

@@ -109,15 +109,19 @@ def test_quick_run_writes_table_plot_and_json(tmp_path, monkeypatch, capsys):
     script = load_script("augment_mnist")
     monkeypatch.setattr(script, "SHARED", tmp_path / "no-mnist")  # never the checkout-side full copy
     out = tmp_path / "out"
-    script.main(["--quick", "--out", str(out)])
+    script.main(["--quick", "--arms", "real,classic,gan,both,ssl,selftrain", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "OFFLINE" in printed  # the bundled-data split is said out loud
     raw = json.loads((out / "augment_results.json").read_text())
     assert raw["ns"] == [10] and raw["seeds"] == 1
-    assert set(raw["accuracy"]["10"]) == {"real", "classic", "gan", "both"}
+    assert set(raw["accuracy"]["10"]) == {"real", "classic", "gan", "both", "ssl", "selftrain"}
     assert all(0 <= a[0] <= 1 for a in raw["accuracy"]["10"].values())
     assert "OFFLINE" in raw["note"] and raw["verdict"]
     md = (out / "augment_results.md").read_text()
-    assert "| 10 |" in md and "Runtime" in md and "Verdict" in md
+    assert "| 10 (100) |" in md and "Runtime" in md and "Verdict" in md
+    assert (out / "ssl" / "labels100_seed0" / "recognizer.npz").is_file(), "(e) comes from a train_ssl.py run"
+    assert (out / "ssl_error_vs_time.png").read_bytes()[:4] == b"\x89PNG"
+    script.main(["--quick", "--arms", "ssl", "--out", str(out)])  # a finished (e) run is reused, not trained again
+    assert "semi-supervised GAN:" not in capsys.readouterr().out
     assert (out / "augment_results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]

@@ -4,6 +4,8 @@ import hashlib
 import os
 import threading
 import time
+import tracemalloc
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tinygan import data
+from tinygan import data, download
 
 SHARED = Path(__file__).resolve().parents[2] / "shared/data/mnist"
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -74,6 +76,28 @@ class Handler(BaseHTTPRequestHandler):
             body = gzip.compress(srv.files[name.removesuffix(".gz")][:-1] + b"\x07")
         if mode == "html":
             body = b"<!DOCTYPE html><html><body>Access denied</body></html>"
+        if mode == "trickle":  # a valid start, then a byte every 0.1 s: each read is quick, the whole never ends
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for i in range(len(body)):
+                if srv.release.is_set():
+                    return
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(0.1)
+            return
+        if mode in ("bomb", "junk"):  # no Content-Length: the size shows only as the bytes come
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(srv.bomb if mode == "bomb" else gzip.compress(os.urandom(1 << 20)))
+            self.close_connection = True
+            return
+        if mode == "big":
+            self.send_response(200)
+            self.send_header("Content-Length", str(10 ** 9))
+            self.end_headers()
+            return
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -92,6 +116,8 @@ def server(fake):
     """A threaded http.server on 127.0.0.1, ephemeral port, serving the fake set; yields its URL."""
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads, srv.files, srv.log, srv.release = True, fake, [], threading.Event()
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 31)  # a gzip bomb: 200 MB of zeros in about 200 kB
+    srv.bomb = b"".join(deflate.compress(bytes(1 << 20)) for _ in range(200)) + deflate.flush()
     threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
     yield srv
@@ -153,6 +179,93 @@ def test_load_mnist_downloads_into_cache(server, tmp_path, monkeypatch, capsys):
     assert x.shape == (3, 28, 28) and capsys.readouterr().err == ""
 
 
+# --- downloads are bounded: in time, in size, in memory; https only; leftovers cleaned ---
+
+def test_a_trickling_mirror_meets_the_deadline(server, tmp_path):
+    t = time.perf_counter()
+    with pytest.raises(data.DataNotFoundError, match="timed out: still downloading after 1 s"):
+        data.download_mnist(tmp_path / "dl", names=["train-labels-idx1-ubyte"], mirrors=[server.url + "/trickle/"],
+                            timeout=5, deadline=1, verbose=False)
+    assert time.perf_counter() - t < 4  # the per-read timeout (5 s) never fired: the deadline did
+    assert names_in(tmp_path / "dl") == []
+
+
+def test_a_gzip_bomb_is_stopped_at_the_known_size_in_bounded_memory(server, tmp_path):
+    tracemalloc.start()
+    try:
+        with pytest.raises(data.DataNotFoundError, match="inflates to more than the 47040016 bytes"):
+            data.download_mnist(tmp_path / "dl", names=["train-images-idx3-ubyte"], mirrors=[server.url + "/bomb/"],
+                                timeout=5, verbose=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20e6, f"peak {peak / 1e6:.0f} MB"
+    assert names_in(tmp_path / "dl") == []
+
+
+@pytest.mark.parametrize("mode, words", [("junk", "sent more than the"), ("big", "announces 1000000000 bytes")])
+def test_oversized_downloads_are_cut_off(server, tmp_path, mode, words):
+    with pytest.raises(data.DataNotFoundError, match=words):
+        data.download_mnist(tmp_path / "dl", names=["train-labels-idx1-ubyte"], mirrors=[f"{server.url}/{mode}/"],
+                            timeout=5, verbose=False)
+    assert names_in(tmp_path / "dl") == []
+
+
+def test_only_https_mirrors(monkeypatch):
+    monkeypatch.undo()  # the real mirror list (the autouse fixture empties it)
+    assert data.MIRRORS and all(m.startswith("https://") for m in data.MIRRORS)
+    with pytest.raises(data.DataNotFoundError, match="only https mirrors are used"):
+        download.check_url("http://yann.lecun.com/exdb/mnist/train-images-idx3-ubyte.gz")
+    download.check_url("http://127.0.0.1:8000/x.gz")  # a server on this machine (tests) is allowed
+
+
+def test_a_killed_download_leaves_nothing_behind(server, tmp_path):
+    d = tmp_path / "dl"
+    d.mkdir()
+    (d / ".part-999999999-abc-train-images-idx3-ubyte.gz").write_bytes(b"half")  # its process is gone
+    data.download_mnist(d, mirrors=[server.url + "/ok/"], timeout=2, verbose=False)
+    assert not [n for n in names_in(d) if n.startswith(".part-")]
+
+
+def test_the_fallback_can_be_refused(monkeypatch):
+    with pytest.raises(data.DataNotFoundError, match="the bundled 10k split was refused"):
+        data.load_mnist(fallback=False)
+    monkeypatch.setenv("TINYGAN_REQUIRE_FULL", "1")
+    with pytest.raises(data.DataNotFoundError, match="TINYGAN_REQUIRE_FULL"):
+        data.load_mnist()
+
+
+def test_raw_files_are_checked_by_content(fake, tmp_path):
+    d = write_set(tmp_path / "raw", fake, gz=False)
+    assert data.find_mnist(d) == str(d)
+    p = d / "train-images-idx3-ubyte"
+    st = os.stat(p)
+    blob = bytearray(p.read_bytes())
+    blob[100] ^= 0xFF  # one flipped pixel; size and mtime restored
+    p.write_bytes(bytes(blob))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(data.ChecksumError, match="checksum mismatch"):
+        data.load_mnist(data_dir=d)
+
+
+def test_a_folder_with_md5sums_is_a_set_of_its_own(tmp_path):
+    d = tmp_path / "synthetic"
+    d.mkdir()
+    rng = np.random.default_rng(1)
+    images, labels = rng.integers(0, 256, (7, 28, 28)), rng.integers(0, 10, 7)
+    data.write_idx(d / "train-images-idx3-ubyte", images)
+    data.write_idx(d / "train-labels-idx1-ubyte", labels)
+    (d / "MD5SUMS").write_text("".join(f"{hashlib.md5((d / n).read_bytes()).hexdigest()}  {n}\n"
+                                       for n in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")))
+    x, y = data.load_mnist("train", data_dir=d, verbose=False)
+    assert np.array_equal(x, images) and np.array_equal(y, labels)
+    with pytest.raises(data.DataNotFoundError, match="holds its own IDX set .* without the test files"):
+        data.load_mnist("test", data_dir=d)
+    data.write_idx(d / "train-labels-idx1-ubyte", (labels + 1) % 10)  # changed after its MD5 was written
+    with pytest.raises(data.ChecksumError, match="MD5SUMS"):
+        data.load_mnist("train", data_dir=d)
+
+
 # --- stamps ---
 
 def test_stamp_skips_hash_until_file_changes(fake, tmp_path, monkeypatch):
@@ -161,7 +274,7 @@ def test_stamp_skips_hash_until_file_changes(fake, tmp_path, monkeypatch):
     data.verify(p, "train-labels-idx1-ubyte")
     assert (d / ".train-labels-idx1-ubyte.gz.md5ok").is_file()
 
-    def boom(path):
+    def boom(path, *args):
         raise AssertionError("hashed again")
     monkeypatch.setattr(data, "_md5", boom)
     data.verify(p, "train-labels-idx1-ubyte")  # stamp hit: no hash
@@ -198,7 +311,9 @@ def test_offline_fallback_to_bundled(split, capsys):
     assert x.shape == (10000, 28, 28) and y.shape == (10000,) and x.dtype == y.dtype == np.uint8
     assert np.bincount(y, minlength=10).tolist() == TEST_COUNTS
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and "bundled" in err[0] and "--data" in err[0] and "TINYGAN_DATA" in err[0]
+    assert len(err) == 2 and all(len(line) <= 110 for line in err), err  # two short lines
+    assert "bundled" in err[0] and "TINYGAN_OFFLINE" in err[0]
+    assert "--data" in err[1] and "TINYGAN_DATA" in err[1] and "TINYGAN_REQUIRE_FULL" in err[1]
     assert ("TRAINING" in err[0]) == (split == "train")
     assert data.find_mnist() is None
 
@@ -288,7 +403,7 @@ def test_error_cache_not_writable(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("TINYGAN_OFFLINE")
     x, _ = data.load_mnist(mirrors=["http://127.0.0.1:9/"])  # falls back, and says why
     err = capsys.readouterr().err.splitlines()
-    assert x.shape[0] == 10000 and len(err) == 1 and "cannot write to the MNIST cache" in err[0]
+    assert x.shape[0] == 10000 and len(err) == 2 and "cannot write to the MNIST cache" in err[0]
 
 
 def test_exception_hierarchy():

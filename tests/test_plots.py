@@ -69,11 +69,26 @@ def test_plot_curves_writes_png(tmp_path):
     plots.plot_curves(recs, path)
     assert _is_png(path)
     h, w = mpimg.imread(path).shape[:2]
-    assert w / h == pytest.approx(8 / 6, rel=0.03)
+    assert w / h == pytest.approx(9.5 / 6, rel=0.03)
     plots.plot_curves([], tmp_path / "empty.png")
     assert _is_png(tmp_path / "empty.png")
     assert sorted(os.listdir(tmp_path)) == ["curves.png", "empty.png"]
     assert plt.get_fignums() == []
+
+
+def test_curves_are_titled_and_no_legend_covers_a_panel():
+    recs = [dict(iter=i, d_loss=1.0, g_loss=2.0, d_real=0.8, d_fake=0.3) for i in range(1, 11)]
+    recs += [dict(iter=5, eval=dict(fd=30.0, fd_floor=0.5)), dict(iter=10, eval=dict(fd=20.0, fd_floor=0.5))]
+    fig = plots.curves_figure(recs, title="training curves: run")
+    fig.canvas.draw()
+    assert fig._suptitle.get_text() == "training curves: run"
+    axes = fig.axes
+    assert len(axes) == 3 and all(ax.get_title() and ax.get_ylabel() for ax in axes)
+    for ax in axes:  # each legend lies beside its panel, covering none of its lines
+        legend, panel = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert not legend.overlaps(panel), ax.get_title()
+    fd_line = axes[2].get_lines()[0]
+    assert list(fd_line.get_xdata()) == [5, 10]  # the last evaluation is on the curve
 
 
 def test_many_calls_leave_no_open_figures(tmp_path):

@@ -61,16 +61,21 @@ def test_conditional_run_and_sampling(tmp_path):
     train.main(["--preset", "deep", "--conditional", "--iterations", "40", "--sample-every", "40", *SMALL,
                 "--out", str(out)])
     ckpt = str(out / "checkpoint.npz")
-    sample.main(["--checkpoint", ckpt, "--n", "30", "--digit", "7", "--labelled", "idx", "--out", str(tmp_path / "s")])
+    sample.main(["--checkpoint", ckpt, "--n", "30", "--digit", "7", "--format", "npy,idx", "--out", str(tmp_path / "s")])
     images = np.load(tmp_path / "s" / "samples.npy", allow_pickle=False)
     assert images.shape == (30, 28, 28) and images.dtype == np.float32
     assert 0 <= images.min() and images.max() <= 1
-    assert (read_idx(tmp_path / "s" / "samples-labels-idx1-ubyte") == 7).all()
-    assert read_idx(tmp_path / "s" / "samples-images-idx3-ubyte").shape == (30, 28, 28)
+    assert (read_idx(tmp_path / "s" / "train-labels-idx1-ubyte") == 7).all()
+    assert read_idx(tmp_path / "s" / "train-images-idx3-ubyte").shape == (30, 28, 28)
+    assert sorted(os.listdir(tmp_path / "s")) == ["MD5SUMS", "samples.npy", "train-images-idx3-ubyte",
+                                                  "train-labels-idx1-ubyte"]  # only what was asked for
     sample.main(["--checkpoint", ckpt, "--n", "20", "--labelled", "npz", "--out", str(tmp_path / "n")])
-    with np.load(tmp_path / "n" / "samples_labelled.npz", allow_pickle=False) as f:
-        assert f["images"].shape == (20, 28, 28) and set(f["labels"]) <= set(range(10))
-    assert is_png(tmp_path / "n" / "samples.png")
+    with np.load(tmp_path / "n" / "samples.npz", allow_pickle=False) as f:
+        assert f["images"].shape == (20, 28, 28) and f["images"].dtype == np.uint8
+        assert f["labels"].tolist() == [i % 10 for i in range(20)]  # every digit in turn
+    assert os.listdir(tmp_path / "n") == ["samples.npz"]
+    sample.main(["--checkpoint", ckpt, "--n", "20"])  # default: a PNG grid in a folder beside the checkpoint
+    assert os.listdir(out / "samples") == ["samples.png"] and is_png(out / "samples" / "samples.png")
 
 
 def all_arrays(path):
@@ -104,14 +109,14 @@ def test_nan_stops_the_run_and_keeps_the_checkpoint(tmp_path, monkeypatch):
         return stats
 
     monkeypatch.setattr(GAN, "step", step)
-    with pytest.raises(SystemExit, match="stopped at iteration 30: a loss became"):
+    with pytest.raises(SystemExit, match="stopped at iteration 30: the g_loss became NaN or inf"):
         train.main([*SMALL, "--iterations", "100", "--checkpoint-every", "20", "--log-every", "10", "--out", str(out)])
     arrays = all_arrays(out / "checkpoint.npz")
     assert int(arrays["iteration"]) == 20
     assert all(np.isfinite(v).all() for k, v in arrays.items() if v.dtype.kind == "f")
 
 
-def test_interrupted_save_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def test_interrupted_save_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     out = tmp_path / "crash"
     train.main([*SMALL, "--iterations", "20", "--checkpoint-every", "20", "--out", str(out)])
     good = (out / "checkpoint.npz").read_bytes()
@@ -121,9 +126,12 @@ def test_interrupted_save_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr(checkpoint.np, "savez", dying_savez)
-    with pytest.raises(OSError, match="simulated"):
-        train.main([*SMALL, "--iterations", "40", "--checkpoint-every", "20", "--out", str(out),
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        train.main(["--iterations", "40", "--checkpoint-every", "20", "--out", str(out),
                     "--resume", str(out / "checkpoint.npz")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and "disk full (simulated)" in err and f"cannot write {out / 'checkpoint.npz'}" in err
     assert (out / "checkpoint.npz").read_bytes() == good
     assert not [n for n in os.listdir(out) if n.startswith(".tmp")]
 
@@ -131,7 +139,7 @@ def test_interrupted_save_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
 @pytest.mark.parametrize("flags, words", [
     (["--batch-size", "-3"], "--batch-size: '-3' must be a positive"),
     (["--preset", "huge"], "invalid choice: 'huge'"),
-    (["--resume", "missing.npz"], "--resume: 'missing.npz' does not exist"),
+    (["--resume", "missing.npz"], "--resume: checkpoint 'missing.npz' does not exist"),
     (["--lr", "abc"], "--lr: 'abc' is not a float"),
     (["--beta1", "1.5"], "--beta1: 1.5 must be in [0, 1)"),
     (["--g-hidden", "128,x"], "--g-hidden: '128,x' is not a list of positive sizes"),
@@ -151,7 +159,8 @@ def test_damaged_checkpoint_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train.main(["--resume", str(bad), "--out", str(tmp_path)])
     assert exit_info.value.code == 2
-    assert "cannot be read" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--resume: checkpoint" in err and "is HTML or XML, not a tinygan checkpoint" in err
 
 
 def test_eval_during_training_logs_the_frechet_curve(tmp_path):

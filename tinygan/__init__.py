@@ -1,8 +1,29 @@
 """tinygan: a GAN engine with hand-written backward passes on NumPy (CPU) or CuPy (GPU)."""
 from .backend import Backend, BackendError, get_backend, set_backend
+from .checkpoint import CheckpointError, load_checkpoint, load_gan, save_checkpoint
+from .data import MNISTDataError, load_mnist
+from .dataset import Dataset
+from .evaluation import evaluate_gan, evaluate_images
+from .gan import GAN, PRESETS, make_config
 from .gradcheck import GradcheckError, check_loss, check_module, gradcheck
-from .layers import Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
-from .losses import bce, bce_with_logits, softmax_cross_entropy
+from .idx import read_idx, write_idx
+from .layers import Dense, Dropout, GaussianNoise, LeakyReLU, ReLU, Sequential, Sigmoid, Softplus, Tanh
+from .losses import bce, bce_with_logits, feature_matching, log_sum_exp, softmax_cross_entropy, unlabelled_loss
+from .norm import BatchNorm, WeightNormDense, init_from_data
 from .optim import SGD, Adam
+from .recognizer import RecognizerError, export_recognizer, load_recognizer, read_digits
+from .ssl import SSLGAN, make_ssl_config
 
 __version__ = "0.1.0"
+
+__all__ = [  # the engine, then what a training script or notebook needs (see README, "Use it from Python")
+    "Backend", "BackendError", "get_backend", "set_backend",
+    "Dense", "Dropout", "GaussianNoise", "LeakyReLU", "ReLU", "Sequential", "Sigmoid", "Softplus", "Tanh",
+    "BatchNorm", "WeightNormDense", "init_from_data",
+    "bce", "bce_with_logits", "softmax_cross_entropy", "log_sum_exp", "unlabelled_loss", "feature_matching",
+    "SGD", "Adam",
+    "GradcheckError", "check_loss", "check_module", "gradcheck",
+    "GAN", "PRESETS", "make_config", "Dataset", "load_mnist", "MNISTDataError", "read_idx", "write_idx",
+    "save_checkpoint", "load_checkpoint", "load_gan", "CheckpointError", "evaluate_gan", "evaluate_images",
+    "SSLGAN", "make_ssl_config", "export_recognizer", "load_recognizer", "read_digits", "RecognizerError",
+]

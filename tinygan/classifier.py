@@ -1,5 +1,6 @@
 """An MNIST digit classifier MLP on tinygan's own layers: the feature extractor for evaluating GANs."""
-from .backend import get_backend, xp_of
+from .backend import Backend, get_backend, xp_of
+from .checkpoint import load_classifier_weights
 from .layers import Dense, Dropout, ReLU, Sequential
 
 SIZES = (784, 512, 256, 10)  # input, hidden, features (penultimate), classes
@@ -18,9 +19,10 @@ def build_classifier(be=None, dropout=DROPOUT):
 
 def load_classifier(be=None, path=None):
     """The classifier with the shipped weights (tinygan/weights/classifier.npz, or path), in eval mode."""
-    from .evaluation import load_classifier_weights  # host-side file I/O lives there
     be = be or get_backend()
-    model = build_classifier(be)
+    # Built on a backend of its own: the initial weights it draws (then overwritten) come from a generator
+    # of their own, so loading the classifier never moves a training run's random stream.
+    model = build_classifier(Backend(be.name, be.dtype.name, seed=0))
     model.load_state_dict(load_classifier_weights(path))
     return model.eval()
 
@@ -57,3 +59,9 @@ def predict(model, images, batch=2000):
         raise ValueError("predict got no images (N = 0)")
     xp = xp_of(probs[0])  # host arrays: numpy
     return xp.concatenate(probs), xp.concatenate(feats)
+
+
+def accuracy(model, images, labels):
+    """Fraction of images (N, 784) or (N, 28, 28) in [0, 1] whose top class is the label."""
+    probs, _ = predict(model, images)
+    return float((probs.argmax(1) == labels).mean())

@@ -1,19 +1,19 @@
-"""MNIST on the host: an IDX reader, checksums, mirrors and the bundled 10k fallback."""
-import gzip
+"""MNIST on the host: where the files are, their checksums, bounded downloads, and the bundled 10k fallback."""
 import hashlib
-import http.client
 import json
 import os
 import sys
-import tempfile
-import urllib.error
-import urllib.request
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from . import download
 from .fileio import atomic_write
+from .idx import (DataNotFoundError, IDXFormatError, MNISTDataError, idx_bytes, kind_of, parse_idx,  # noqa: F401
+                  read_bytes, read_idx, write_idx)
+
+_kind, _read_bytes = kind_of, read_bytes  # older names
 
 # Standard file names; each may be raw or gzipped (name + ".gz").
 FILES = {
@@ -22,123 +22,28 @@ FILES = {
 }
 ALL = FILES["train"] + FILES["test"]
 
-# Canonical MD5 of each DECOMPRESSED file (so raw and .gz copies check the same).
+# Canonical MD5 and size of each DECOMPRESSED file (so raw and .gz copies check the same).
 MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
     "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
+SIZES = {"train-images-idx3-ubyte": 47040016, "train-labels-idx1-ubyte": 60008,
+         "t10k-images-idx3-ubyte": 7840016, "t10k-labels-idx1-ubyte": 10008}
+SUMS = "MD5SUMS"  # in a --data folder: a set other than MNIST (e.g. from `tinygan sample`), checked against it
 
-MIRRORS = (
+MIRRORS = (  # https only: the checksum catches a swapped file, https keeps it from being swapped
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
 )
-TIMEOUT = 20  # seconds per connect / read, not for the whole file
+TIMEOUT = 20    # seconds per connect / read
+DEADLINE = 600  # seconds for a whole file, however slowly it trickles in
 GET_IT = ("pass --data DIR or set $TINYGAN_DATA to a folder with the four MNIST files "
           "(train-images-idx3-ubyte.gz, ...), or allow a download (network, TINYGAN_OFFLINE unset)")
 
 
-class MNISTDataError(Exception):
-    """Base of every MNIST data error; the message names the file and what to do."""
-
-
-class IDXFormatError(MNISTDataError, ValueError):
-    """A file is not a valid IDX file (truncated, wrong magic, HTML, bad gzip, bad labels)."""
-
-
-class ChecksumError(MNISTDataError):
-    """A file parses but its MD5 is not the canonical MNIST one."""
-
-
-class DataNotFoundError(MNISTDataError):
-    """A directory or file is missing, or no mirror could deliver it."""
-
-
-# --- IDX parsing ---
-
-def _read_bytes(path):
-    """The decompressed bytes of a raw or gzipped file (gzip told by its magic 1f 8b)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataNotFoundError(f"{path}: no such file") from None
-    if data[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            raise IDXFormatError(
-                f"{path}: corrupt gzip stream ({type(e).__name__}: {e}); the file is damaged or "
-                "truncated (an interrupted download?): delete it and download it again") from None
-    _check_not_html(path, data[:512])
-    return data
-
-
-def _check_not_html(path, head):
-    """Raise a clear error for an error page saved in place of the data."""
-    start = head.lstrip()[:16].lower()
-    if start.startswith((b"<html", b"<!doctype", b"<?xml", b"<head")):
-        raise IDXFormatError(
-            f"{path}: this is an HTML page, not MNIST IDX/gzip data (an error page saved by a "
-            "failed download or a login wall?): delete it and download the file again")
-
-
-def _kind(path):
-    """'images' or 'labels' from a standard MNIST file name, else None (any IDX)."""
-    name = Path(path).name
-    return "labels" if "-labels-" in name else "images" if "-images-" in name else None
-
-
-def parse_idx(data, name="<bytes>", kind=None):
-    """Parse IDX bytes into a uint8 array; kind 'images' wants 3 dims, 'labels' 1 dim in 0..9."""
-    if len(data) < 4:
-        raise IDXFormatError(f"{name}: truncated: {len(data)} bytes, an IDX header needs at least 4; "
-                             "delete the file and download it again")
-    zero, dtype, ndim = data[0] | data[1], data[2], data[3]
-    want_ndim = {"images": 3, "labels": 1}.get(kind)
-    if zero or dtype != 0x08 or ndim == 0 or (want_ndim and ndim != want_ndim):
-        want = f"00 00 08 {want_ndim:02x}" if want_ndim else "00 00 08 nn (uint8, nn >= 1 dims)"
-        raise IDXFormatError(f"{name}: wrong magic number {data[:4].hex(' ')}, expected {want}; "
-                             "this is not an MNIST IDX file (or it is corrupt): replace it")
-    head = 4 + 4 * ndim
-    if len(data) < head:
-        raise IDXFormatError(f"{name}: truncated inside the header ({len(data)} of {head} bytes); "
-                             "delete the file and download it again")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    count = 1
-    for n in shape:
-        count *= n  # Python int: no overflow however large the declared sizes
-    have = len(data) - head
-    if have < count:
-        raise IDXFormatError(f"{name}: truncated: header declares shape {shape} = {count} bytes of "
-                             f"data, found {have}; delete the file and download it again")
-    if have > count:
-        raise IDXFormatError(f"{name}: {have - count} unexpected bytes after the {count} declared by "
-                             f"shape {shape}; the file is corrupt: replace it")
-    x = np.frombuffer(data, np.uint8, count, head).reshape(shape).copy()  # copy: writable
-    if kind == "labels" and x.size and x.max() > 9:
-        i = int(np.argmax(x > 9))
-        raise IDXFormatError(f"{name}: label {x[i]} at index {i}, expected digits 0..9; "
-                             "the file is corrupt or not MNIST labels: replace it")
-    return x
-
-
-def idx_bytes(arr):
-    """The IDX encoding of a uint8 array: 00 00 08 ndim, big-endian sizes, then the data."""
-    arr = np.ascontiguousarray(arr, dtype=np.uint8)
-    return bytes([0, 0, 8, arr.ndim]) + b"".join(n.to_bytes(4, "big") for n in arr.shape) + arr.tobytes()
-
-
-def write_idx(path, arr):
-    """Write a uint8 array as a raw IDX file, atomically."""
-    _atomic_write(Path(path), idx_bytes(arr))
-
-
-def read_idx(path, kind=None):
-    """Read a raw or gzipped IDX file into a uint8 array (kind from the MNIST file name if None)."""
-    return parse_idx(_read_bytes(path), str(path), kind or _kind(path))
+ChecksumError = download.ChecksumError  # a file parses but its MD5 is not the one expected (MNIST's, or MD5SUMS's)
 
 
 def to_unit(x):
@@ -150,8 +55,6 @@ def to_signed(x):
     """uint8 pixels -> float32 in [-1, 1], the range of a tanh generator (numpy or cupy)."""
     return x.astype("float32") * np.float32(2 / 255) - np.float32(1)
 
-
-# --- checksums, remembered by a stamp keyed on (size, mtime) ---
 
 def cache_dir():
     """The user cache for tinygan: $XDG_CACHE_HOME/tinygan, default ~/.cache/tinygan."""
@@ -176,6 +79,9 @@ def _atomic_write(path, data):
     atomic_write(path, lambda f: f.write(data))
 
 
+# --- checksums: raw files hashed every time (by content); gzipped ones remembered by a (size, mtime) stamp,
+# since reading them checks the gzip CRC of every byte anyway ---
+
 def _stamps(path, beside=True):
     """Where a file's stamp may live: beside it (if allowed), then the user cache by abs path."""
     p = Path(path).resolve()
@@ -184,29 +90,45 @@ def _stamps(path, beside=True):
     return out + [cache_dir() / "stamps" / f"{p.name}.{key}.json"]
 
 
-def _md5(path):
-    """MD5 hex digest of the decompressed content of a raw or gzipped file."""
-    return hashlib.md5(_read_bytes(path)).hexdigest()
+def _md5(path, limit=None):
+    """MD5 hex digest of the decompressed content of a raw or gzipped file, read in blocks (bounded memory)."""
+    h, inflate, total = hashlib.md5(), None, 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            if inflate is None:
+                inflate = zlib.decompressobj(wbits=31) if block[:2] == b"\x1f\x8b" else False
+            while block:
+                data = inflate.decompress(block, 1 << 20) if inflate else block
+                block = inflate.unconsumed_tail if inflate else b""
+                total += len(data)
+                if limit is not None and total > limit:
+                    raise IDXFormatError(f"{path}: holds more than the {limit} bytes of its file; "
+                                         "it is not MNIST (or is damaged): replace it")
+                h.update(data)
+    return h.hexdigest()
 
 
-def _check_md5(path, name):
-    """Hash a file and raise ChecksumError unless it matches MD5[name]."""
-    got, want = _md5(path), MD5[name]
+def _check_md5(path, name, want=None):
+    """Hash a file and raise ChecksumError unless it matches want (default: canonical MD5[name])."""
+    canonical = want is None
+    want = MD5[name] if canonical else want
+    got = _md5(path, SIZES.get(name) if canonical else None)
     if got != want:
+        whose = f"canonical {name}" if canonical else f"{name} in {Path(path).parent / SUMS}"
         raise ChecksumError(f"{path}: checksum mismatch: MD5 of the decompressed data is {got}, "
-                            f"expected {want} (canonical {name}); the file is corrupt or not MNIST: "
+                            f"expected {want} ({whose}); the file is corrupt or not MNIST: "
                             "delete it and download it again, or point --data at a good copy")
 
 
-def _stamp(path, name):
+def _stamp(path, name, want):
     """The verdict record for a file as it is now: size, mtime and the MD5 it was checked against."""
     st = os.stat(path)
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "md5": MD5[name]}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "md5": want}
 
 
-def _write_stamp(path, name, beside=True):
+def _write_stamp(path, name, beside=True, want=None):
     """Remember that path passed; never fail because a stamp can't be written."""
-    data = json.dumps(_stamp(path, name)).encode()
+    data = json.dumps(_stamp(path, name, want or MD5[name])).encode()
     for s in _stamps(path, beside):
         try:
             s.parent.mkdir(parents=True, exist_ok=True)
@@ -216,20 +138,23 @@ def _write_stamp(path, name, beside=True):
             continue
 
 
-def verify(path, name, beside=True):
-    """Check a file against MD5[name], skipping the hash when a stamp for its (size, mtime) exists."""
-    want = _stamp(path, name)
-    for s in _stamps(path, beside):
-        try:
-            if json.loads(s.read_text()) == want:
-                return
-        except (OSError, ValueError):
-            pass
-    _check_md5(path, name)
-    _write_stamp(path, name, beside)
+def verify(path, name, beside=True, want=None):
+    """Check a file against want (default MD5[name]); a gzipped file with a stamp for its (size, mtime) is not rehashed."""
+    gz = str(path).endswith(".gz")
+    if gz:
+        stamp = _stamp(path, name, want or MD5[name])
+        for s in _stamps(path, beside):
+            try:
+                if json.loads(s.read_text()) == stamp:
+                    return
+            except (OSError, ValueError):
+                pass
+    _check_md5(path, name, want)  # a raw file: every time (a flipped byte keeps size and mtime)
+    if gz:
+        _write_stamp(path, name, beside, want)
 
 
-# --- locating and downloading ---
+# --- locating ---
 
 def _file(d, name):
     """The path of name or name.gz in d, or None."""
@@ -239,86 +164,52 @@ def _file(d, name):
     return None
 
 
+def read_sums(d):
+    """{file name: MD5} from d/MD5SUMS (md5sum's format), or None when d has none."""
+    path = Path(d) / SUMS
+    if not path.is_file():
+        return None
+    sums = {}
+    for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        parts = line.split()
+        if len(parts) != 2 or len(parts[0]) != 32:
+            raise IDXFormatError(f"{path}: line {n} is not 'MD5  file name'; fix or delete the file")
+        sums[parts[1].lstrip("*").removesuffix(".gz")] = parts[0].lower()
+    return sums
+
+
 def _checked_dir(d, what, names=ALL, beside=True):
-    """Check that d holds every file in names, each verified; raise a clear error otherwise."""
+    """Check that d holds every file in names, each verified (against d/MD5SUMS if it has one); raise a clear error otherwise."""
     d = Path(d).expanduser()
+    if d.is_file():
+        raise DataNotFoundError(f"{what} {d} is a file: pass the folder that holds the IDX files ({d.parent})")
     if not d.is_dir():
         raise DataNotFoundError(f"{what} {d}: no such directory; create it with the MNIST files "
                                 f"in it, or drop {what} to use the cache / download")
+    sums = read_sums(d)
+    if sums is not None:  # a set of its own: only what its MD5SUMS lists, and only the split asked for
+        names = [n for n in names if n in sums] or names
     missing = [n for n in names if _file(d, n) is None]
     if missing:
         raise DataNotFoundError(f"{what} {d}: missing {', '.join(n + '[.gz]' for n in missing)}; "
                                 f"put the standard MNIST files there, or drop {what}")
     for n in names:
-        verify(_file(d, n), n, beside)
+        verify(_file(d, n), n, beside, None if sums is None else sums[n])
     return d
 
 
-def _user_agent():
-    """'tinygan/<version>' for HTTP requests."""
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return f"tinygan/{version('tinygan')}"
-    except PackageNotFoundError:  # running from a checkout that is not installed
-        return "tinygan/0.1.0"
+def is_custom(d):
+    """Whether folder d holds an IDX set of its own (it has an MD5SUMS), not MNIST."""
+    return d is not None and (Path(d).expanduser() / SUMS).is_file()
 
 
-def _fetch(url, dest, name, timeout, verbose):
-    """Download url to a temp file beside dest, verify its MD5, then os.replace it into place."""
-    from tqdm import tqdm
-    req = urllib.request.Request(url, headers={"User-Agent": _user_agent()})
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(req, timeout=timeout) as r:
-            total = int(r.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, leave=False,
-                      disable=None if verbose else True) as bar:
-                while chunk := r.read(1 << 16):
-                    f.write(chunk)
-                    bar.update(len(chunk))
-            got = f.tell()
-        if total is not None and got != total:
-            raise IDXFormatError(f"{url}: truncated transfer, {got} of {total} bytes")
-        _check_md5(tmp, name)  # checked under the temp name: nothing unverified ever has the real name
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)  # a failed or corrupt download never stays
-    _write_stamp(dest, name)  # os.replace keeps size and mtime, so the stamp matches
-    return dest
-
-
-def download_mnist(dest_dir, names=ALL, mirrors=None, timeout=None, verbose=True):
-    """Download the missing names into dest_dir as .gz, trying each mirror in order."""
+def download_mnist(dest_dir, names=ALL, mirrors=None, timeout=None, verbose=True, deadline=None):
+    """Download the missing names into dest_dir as .gz (bounded in time, size and memory), trying each mirror in order."""
     dest_dir = Path(dest_dir)
-    mirrors, timeout = list(MIRRORS if mirrors is None else mirrors), timeout or TIMEOUT
-    try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=dest_dir, prefix=".probe.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise MNISTDataError(f"cannot write to the MNIST cache {dest_dir} ({e.strerror or e}); make it "
-                             "writable, set $XDG_CACHE_HOME elsewhere, or pass --data DIR / set "
-                             "$TINYGAN_DATA to a folder with the MNIST files") from None
-    dead = set()  # mirrors that could not be reached: don't wait on them again for the next file
-    for name in names:
-        if _file(dest_dir, name) is not None:
-            continue
-        errors = []
-        for base in mirrors:
-            if base in dead:
-                continue
-            url = base.rstrip("/") + "/" + name + ".gz"
-            try:
-                _fetch(url, dest_dir / (name + ".gz"), name, timeout, verbose)
-                break
-            except (OSError, ValueError, http.client.HTTPException, MNISTDataError) as e:
-                if isinstance(e, OSError) and not isinstance(e, urllib.error.HTTPError):
-                    dead.add(base)  # connection refused / timed out / DNS: the host is down
-                errors.append(f"{url}: {e}")
-        else:
-            raise DataNotFoundError(f"could not download {name}.gz from any mirror ("
-                                    + "; ".join(errors or ["no mirror left"]) + ")")
+    fetched = download.download_files(dest_dir, names, list(MIRRORS if mirrors is None else mirrors), MD5, SIZES,
+                                      timeout or TIMEOUT, deadline or DEADLINE, verbose)
+    for name in fetched:
+        _write_stamp(dest_dir / (name + ".gz"), name)  # hashed while downloading: remember it
     return dest_dir
 
 
@@ -327,8 +218,13 @@ def _offline():
     return os.environ.get("TINYGAN_OFFLINE", "") not in ("", "0")
 
 
+def require_full():
+    """True when $TINYGAN_REQUIRE_FULL forbids the fallback to the bundled 10k split."""
+    return os.environ.get("TINYGAN_REQUIRE_FULL", "") not in ("", "0")
+
+
 def _find(data_dir=None, download=True, verbose=True, mirrors=None, timeout=None):
-    """(directory with the full verified set, None) or (None, why it is not available)."""
+    """(directory with the full verified set, None) or (None, why it is not available, in a few words)."""
     if data_dir is not None:
         return str(_checked_dir(data_dir, "--data")), None
     if os.environ.get("TINYGAN_DATA"):
@@ -339,12 +235,12 @@ def _find(data_dir=None, download=True, verbose=True, mirrors=None, timeout=None
     if not download:
         return None, "download=False"
     if _offline():
-        return None, "downloads disabled by TINYGAN_OFFLINE"
+        return None, "TINYGAN_OFFLINE is set"
     try:
         download_mnist(cache, ALL, mirrors, timeout, verbose)
     except MNISTDataError as e:  # no network, mirrors down, cache not writable: fall back
-        why = str(e)
-        return None, why if len(why) <= 240 else why[:237] + "..."
+        why = str(e).split(" (")[0]
+        return None, why if len(why) <= 50 else why[:47] + "..."
     return str(_checked_dir(cache, "cache")), None
 
 
@@ -353,13 +249,17 @@ def find_mnist(data_dir=None, download=True, verbose=True, mirrors=None, timeout
     return _find(data_dir, download, verbose, mirrors, timeout)[0]
 
 
-def load_mnist(split="train", data_dir=None, download=True, verbose=True, mirrors=None, timeout=None):
-    """(images uint8 (N, 28, 28), labels uint8 (N,)) for split 'train' or 'test'."""
+def load_mnist(split="train", data_dir=None, download=True, verbose=True, mirrors=None, timeout=None,
+               fallback=None):
+    """(images uint8 (N, 28, 28), labels uint8 (N,)) for split 'train' or 'test'; fallback=False refuses the bundled 10k."""
     if split not in FILES:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     d, why = _find(data_dir, download, verbose, mirrors, timeout)
     names = FILES[split]
     if d is None:  # offline default: the t10k split shipped in the package
+        if fallback is False or (fallback is None and require_full()):
+            raise DataNotFoundError(f"full MNIST not available ({why}) and the bundled 10k split was refused "
+                                    f"(--require-full / TINYGAN_REQUIRE_FULL); {GET_IT}")
         d, names = bundled_dir(), FILES["test"]
         for n in names:
             p = _file(d, n)
@@ -367,9 +267,13 @@ def load_mnist(split="train", data_dir=None, download=True, verbose=True, mirror
                 raise DataNotFoundError(f"{d}: bundled {n}.gz is missing; reinstall tinygan")
             verify(p, n, beside=False)  # never write stamps into the installed package
         if verbose:
-            use = "as TRAINING data (10k images, not 60k)" if split == "train" else "(the real test split)"
-            print(f"tinygan: full MNIST not available ({why}); using the bundled 10k t10k split {use}. "
-                  f"For the full set, {GET_IT}.", file=sys.stderr)
+            use = "TRAINING on" if split == "train" else "using"
+            print(f"tinygan: no full MNIST ({why}); {use} the bundled 10k test split.\n"
+                  "tinygan: for all 60k pass --data DIR or set TINYGAN_DATA; TINYGAN_REQUIRE_FULL=1 makes this an error.",
+                  file=sys.stderr)
+    elif is_custom(d) and not all(_file(d, n) for n in names):
+        raise DataNotFoundError(f"--data {d} holds its own IDX set (it has an {SUMS}) without the {split} files "
+                                f"{' and '.join(names)}")
     images, labels = (read_idx(_file(d, n)) for n in names)
     if images.shape[1:] != (28, 28) or len(images) != len(labels):
         raise IDXFormatError(f"{d}: images {images.shape} and labels {labels.shape} do not match "

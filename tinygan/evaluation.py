@@ -1,38 +1,23 @@
 """Host-side evaluation of generated digits with the shipped MNIST classifier (FD, balance, precision/recall, memorization)."""
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from . import data, metrics
 from .backend import get_backend
+from .checkpoint import WEIGHTS, load_classifier_weights  # noqa: F401  (the weights file and its reader)
+from .classifier import load_classifier, predict
 
-WEIGHTS = Path(__file__).resolve().parent / "weights" / "classifier.npz"
 N_FLOOR = 10000  # real train images in the FD floor, as many as a typical generated set
 N_NN = 2000      # samples checked for memorization (each is compared with all 60k train images)
 K = 3            # neighbours for k-NN precision / recall
-RETRAIN = "regenerate it with: python examples/train_classifier.py --data DIR"
 
 _models = {}      # (backend, weights path) -> classifier
 _references = {}  # (data_dir, weights path) -> Reference
 
 
-def load_classifier_weights(path=None):
-    """{name: float array} from the classifier .npz (default: the shipped tinygan/weights/classifier.npz)."""
-    path = Path(path) if path is not None else WEIGHTS
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: classifier weights not found; {RETRAIN}")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise ValueError(f"{path}: not a readable classifier .npz ({type(e).__name__}: {e}); "
-                         f"the file is corrupt or truncated: {RETRAIN}") from None
-
-
 def _classifier(be, path):
     """The classifier for this backend and weights file, built once."""
-    from .classifier import load_classifier
     key = (be, str(path or WEIGHTS))
     if key not in _models:
         _models[key] = load_classifier(be, path)
@@ -41,7 +26,6 @@ def _classifier(be, path):
 
 def _features(be, path, images):
     """(probs (N, 10), features (N, 256)) as float64 host arrays."""
-    from .classifier import predict
     probs, feats = predict(_classifier(be, path), images)
     return probs.astype(np.float64), feats.astype(np.float64)
 
@@ -98,8 +82,10 @@ class Reference:
 
 
 def load_reference(data_dir=None, be=None, path=None, download=True):
-    """The Reference for this data folder and weights file, built once per process."""
-    key = (str(Path(data_dir).expanduser().resolve()) if data_dir is not None else None, str(path or WEIGHTS))
+    """The Reference for this data folder, weights file and kind of backend, built once per process."""
+    be = be or get_backend()
+    key = (str(Path(data_dir).expanduser().resolve()) if data_dir is not None else None, str(path or WEIGHTS),
+           be.name, be.dtype.name)
     if key not in _references:
         _references[key] = Reference(data_dir, be, path, download)
     return _references[key]
@@ -191,4 +177,4 @@ def evaluate_gan(gan, n=10000, data_dir=None, seed=0):
         images = gan.sample(n, requested)
     finally:
         gan.be.rng = live_rng
-    return evaluate_images(images, requested, data_dir=data_dir)
+    return evaluate_images(images, requested, be=gan.be, data_dir=data_dir)  # scored on the GAN's own backend

@@ -1,5 +1,6 @@
 """A GAN: generator, discriminator, their Adams, and one training step."""
 from .backend import reuse, xp_of
+from .dataset import Dataset  # noqa: F401  (it lived here; tinygan.gan.Dataset keeps working)
 from .layers import Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from .losses import bce_with_logits, sigmoid, softmax_cross_entropy
 from .optim import Adam
@@ -47,6 +48,7 @@ def mlp(sizes, act, out, be, dropout=0.0):
 
 class GAN:
     """Owns G, D and their Adams; step() trains both on one real batch."""
+    ema_key = "G_ema"  # the checkpoint entry of the averaged weights (of G here)
 
     def __init__(self, config, be):
         self.config, self.be, self.iteration = config, be, 0
@@ -192,27 +194,3 @@ class GAN:
             out.append(be.to_host(self.generate(z, y)).reshape(-1, 28, 28))
         return xp_of(out[0]).concatenate(out)  # host arrays: xp_of gives numpy here
 
-
-class Dataset:
-    """Images kept on the device as uint8, converted to the preset's range one batch at a time."""
-
-    def __init__(self, images, labels, be, data_range="unit"):
-        self.be, self.buffers = be, {}
-        self.images = be.asarray(images.reshape(len(images), IMAGE), dtype="uint8")  # (N, 784) uint8
-        self.labels = be.asarray(labels, dtype="int64")                                # (N,)
-        # unit: x / 255 in [0, 1]; signed: x / 127.5 - 1 in [-1, 1]
-        self.scale, self.shift = (1 / 255, 0.0) if data_range == "unit" else (1 / 127.5, -1.0)
-
-    def __len__(self):
-        return len(self.labels)
-
-    def sample(self, batch_size):
-        """A random batch (with replacement) as floats in a reused buffer, valid until the next call, and its labels."""
-        be = self.be
-        idx = be.randint(len(self), batch_size)
-        u8 = be.take_rows(self.images, idx, reuse(self.buffers, "u8", self.images, (batch_size, IMAGE)))
-        x = reuse(self.buffers, "x", self.images, (batch_size, IMAGE), dtype=be.dtype)
-        be.xp.multiply(u8, be.dtype.type(self.scale), out=x)  # uint8 -> float happens here, batch by batch
-        if self.shift:
-            x += self.shift
-        return x, self.labels[idx]

@@ -8,7 +8,9 @@ from .backend import get_backend, reuse, xp_of
 class Layer:
     """Base layer: forward caches what backward needs; backward returns the input gradient."""
     params = ()  # names of parameter arrays; the gradient of `W` lives in `dW`
+    state = ()   # names of arrays saved with the model but not trained (e.g. running statistics)
     training = True
+    skips_input_grad = False  # True if backward takes input_grad=False (no dx computed)
 
     def __call__(self, x):
         return self.forward(x)
@@ -33,32 +35,37 @@ class Layer:
 class Dense(Layer):
     """y = x @ W + b. W starts Glorot-uniform in ±sqrt(6 / (n_in + n_out)) and b at zero, as in Keras."""
     params = ("W", "b")
+    skips_input_grad = True
 
-    def __init__(self, n_in, n_out, be=None):
+    def __init__(self, n_in, n_out, be=None, bias=True):
         be = be or get_backend()
         self.be, self.n_in, self.n_out = be, n_in, n_out
         limit = (6.0 / (n_in + n_out)) ** 0.5
         self.W = (be.rand(n_in, n_out) * 2 - 1) * limit  # (in, out)
-        self.b = be.zeros(n_out)                          # (out,)
-        self.dW, self.db = be.zeros(n_in, n_out), be.zeros(n_out)
+        self.dW = be.zeros(n_in, n_out)
+        if bias:
+            self.b, self.db = be.zeros(n_out), be.zeros(n_out)  # (out,)
+        else:  # a batch norm that follows would cancel the bias: y = x @ W
+            self.params = ("W",)
 
     def __repr__(self):
-        return f"Dense({self.n_in}, {self.n_out})"
+        return f"Dense({self.n_in}, {self.n_out}{'' if 'b' in self.params else ', bias=False'})"
 
     def forward(self, x):
         self.x = x  # x: (B, in); kept for dW
         y = self.buffer("y", x, (len(x), self.n_out))  # (B, out)
         xp_of(x).matmul(x, self.W, out=y)
-        y += self.b
+        if "b" in self.params:
+            y += self.b
         return y
 
     def backward(self, dout, param_grads=True, input_grad=True):
         # dout: (B, out). y = xW + b  =>  dW = x^T dout, db = sum_B dout, dx = dout W^T
         xp = xp_of(dout)
         if param_grads:  # computed into scratch, then added: gradients of several backward calls add up
-            dW, db = self.buffer("dW_new", self.W, self.W.shape), self.buffer("db_new", self.b, self.b.shape)
-            self.dW += xp.matmul(self.x.T, dout, out=dW)
-            self.db += dout.sum(axis=0, out=db)
+            self.dW += xp.matmul(self.x.T, dout, out=self.buffer("dW_new", self.W, self.W.shape))
+            if "b" in self.params:
+                self.db += dout.sum(axis=0, out=self.buffer("db_new", self.b, self.b.shape))
         if not input_grad:
             return None
         dx = self.buffer("dx", dout, (len(dout), self.n_in))
@@ -179,6 +186,51 @@ class Dropout(Layer):
         return xp_of(dout).multiply(dout, self.mask, out=self.buffer("dx", dout, dout.shape))
 
 
+class Softplus(Layer):
+    """log(1 + exp(x)), computed as max(x, 0) + log1p(exp(-|x|)) so it never overflows."""
+
+    def __repr__(self):
+        return "Softplus()"
+
+    def forward(self, x):
+        xp = xp_of(x)
+        y, d = self.buffer("y", x, x.shape), self.buffer("dydx", x, x.shape)
+        xp.abs(x, out=y)
+        xp.negative(y, out=y)
+        xp.exp(y, out=y)
+        xp.log1p(y, out=y)                 # log1p(exp(-|x|))
+        y += xp.maximum(x, 0, out=d)
+        # dy/dx = sigmoid(x) = exp(x - softplus(x)): exact in both tails, unlike 1 - sigmoid(-x)
+        self.dydx = xp.exp(xp.subtract(x, y, out=d), out=d)
+        return y
+
+    def backward(self, dout, param_grads=True):
+        return xp_of(dout).multiply(dout, self.dydx, out=self.buffer("dx", dout, dout.shape))
+
+
+class GaussianNoise(Layer):
+    """x + std * N(0, 1) noise while training; x unchanged in evaluation."""
+
+    def __init__(self, std=0.3, be=None):
+        if not std >= 0:
+            raise ValueError(f"GaussianNoise std {std} must be >= 0")
+        self.std, self.be = std, be or get_backend()
+
+    def __repr__(self):
+        return f"GaussianNoise({self.std})"
+
+    def forward(self, x):
+        if not self.training or self.std == 0:
+            return x
+        y = self.be.randn(out=self.buffer("y", x, x.shape))  # (B, n) standard normal
+        y *= self.std
+        y += x
+        return y
+
+    def backward(self, dout, param_grads=True):
+        return dout  # the noise is added, not multiplied: dy/dx = 1
+
+
 class Sequential(Layer):
     """Layers applied in order. All parameters (and gradients) are views into one flat buffer."""
 
@@ -213,12 +265,14 @@ class Sequential(Layer):
         """Backpropagate dout; param_grads=False leaves parameter gradients alone (a frozen model),
         input_grad=False skips the first layer's input gradient (no one needs dL/dz or dL/dimage),
         upto=k starts at the output of layer k - 1, as after forward(x, upto=k)."""
-        for layer in reversed(self.layers[1:upto]):
+        layers, first = self.layers[:upto], 0
+        if not input_grad:  # layers below the first one with parameters then need no gradient at all
+            first = next((i for i, layer in enumerate(layers) if layer.params), 0)
+        for layer in reversed(layers[first + 1:]):
             dout = layer.backward(dout, param_grads)
-        first = self.layers[0]
-        if not input_grad and isinstance(first, Dense):
-            return first.backward(dout, param_grads, input_grad=False)  # saves a (B, out) x (out, in) matmul
-        return first.backward(dout, param_grads)
+        if not input_grad and layers[first].skips_input_grad:
+            return layers[first].backward(dout, param_grads, input_grad=False)  # saves a (B, out) x (out, in) matmul
+        return layers[first].backward(dout, param_grads)
 
     def named_parameters(self):
         return [(f"{i}.{n}", p, g) for i, l in enumerate(self.layers) for n, p, g in l.named_parameters()]
@@ -235,13 +289,18 @@ class Sequential(Layer):
     def eval(self):
         return self.train(False)
 
+    def named_arrays(self):
+        """[(name, array)] of every parameter and every saved non-trained array (e.g. running statistics)."""
+        return [(n, p) for n, p, _ in self.named_parameters()] + [
+            (f"{i}.{n}", getattr(l, n)) for i, l in enumerate(self.layers) for n in l.state]
+
     def state_dict(self):
-        """{name: host array} for every parameter: plain arrays, savable without pickle."""
-        return {n: self.be.to_host(p).copy() for n, p, _ in self.named_parameters()}
+        """{name: host array} for every parameter and saved array: plain arrays, savable without pickle."""
+        return {n: self.be.to_host(p).copy() for n, p in self.named_arrays()}
 
     def load_state_dict(self, state):
         """Copy arrays from state_dict() into the parameters, checking names and shapes."""
-        for n, p, _ in self.named_parameters():
+        for n, p in self.named_arrays():
             if n not in state:
                 raise ValueError(f"state dict has no entry {n!r} (it has {sorted(state)}); "
                                  "was it saved from a model of this architecture?")

@@ -53,3 +53,44 @@ def softmax_cross_entropy(z, labels, out=None):
     grad[rows, labels] -= 1
     grad /= z.shape[0]
     return loss, grad
+
+
+# --- the semi-supervised K-class GAN (Salimans et al. 2016): D's K logits l also say "real" ---
+# D(x) = Z / (Z + 1) with Z = sum_k exp(l_k), so log D(x) = -softplus(-LSE(l)) and log(1 - D(x)) = -softplus(LSE(l)).
+
+def log_sum_exp(z):
+    """log(sum_k exp(z_k)) of each row, with the row max taken out first so exp never overflows."""
+    # z: (B, K) -> (B,)
+    xp = xp_of(z)
+    m = z.max(axis=1)
+    return m + xp.log(xp.exp(z - m[:, None]).sum(axis=1))
+
+
+def softplus(s):
+    """log(1 + exp(s)) = max(s, 0) + log1p(exp(-|s|)), finite for any s."""
+    xp = xp_of(s)
+    return xp.maximum(s, 0) + xp.log1p(xp.exp(-xp.abs(s)))
+
+
+def unlabelled_loss(z, real):
+    """D's loss on unlabelled rows with logits z (B, K): -log D(x) for real rows, -log(1 - D(x)) for generated ones."""
+    # real: softplus(-LSE(z)) (the recipe's -LSE + softplus(LSE), rearranged); generated: softplus(LSE(z))
+    xp = xp_of(z)
+    sign = -1.0 if real else 1.0
+    t = sign * log_sum_exp(z)                       # (B,)
+    sp = softplus(t)
+    loss = sp.mean()
+    # dL/dz = sign * sigmoid(t) * softmax(z) / B; sigmoid(t) = exp(t - softplus(t)) is exact in both tails
+    grad = xp.exp(z - log_sum_exp(z)[:, None])      # softmax(z), (B, K)
+    grad *= (sign / len(z)) * xp.exp(t - sp)[:, None]
+    return loss, grad
+
+
+def feature_matching(f, target_mean):
+    """Mean over units of (mean_B f - target_mean)^2: G matches the average features D sees in real data."""
+    # f: (B, J) features of generated rows; target_mean: (J,) the real rows' average, a constant here
+    diff = f.mean(axis=0) - target_mean             # (J,)
+    loss = (diff * diff).mean()
+    # dL/df_bj = 2 diff_j / (J B), the same for every row b
+    grad = xp_of(f).broadcast_to(diff * (2.0 / (diff.size * len(f))), f.shape)
+    return loss, grad

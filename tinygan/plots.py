@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 from matplotlib.figure import Figure  # a bare Figure draws headless (Agg) without touching pyplot's state
+from matplotlib.ticker import FuncFormatter
 
 from .fileio import atomic_write
 
@@ -65,9 +66,15 @@ def save_grid(images, path, nrow=10, row_labels=None, title=None, scale=3):
     _save_atomic(fig, path, dpi=dpi, bbox_inches="tight", pad_inches=0.02)
 
 
-def plot_curves(records, path):
+def plot_curves(records, path, title=None):
     """Plot losses and D(x), D(G(z)) against iteration, and the Frechet distance if records hold evaluations."""
-    # records: log lines; those with "eval" (from --eval) feed a third panel; missing keys become NaN gaps
+    _save_atomic(curves_figure(records, title), path, dpi=100)
+
+
+def curves_figure(records, title=None):
+    """The Figure plot_curves draws: two panels (three with evaluations), legends outside, a title."""
+    # records: log lines; those with "eval" (from --eval) feed a third panel; missing keys become NaN gaps.
+    # Legends sit to the right of the panels, where they cover no line.
     evals = [r for r in records if "eval" in r]
     records = [r for r in records if "eval" not in r]
 
@@ -75,29 +82,63 @@ def plot_curves(records, path):
         return np.array([r.get(key, np.nan) for r in records], dtype=np.float64)
 
     it = col("iter")
-    fig = Figure(figsize=(8, 8.5 if evals else 6))
+    fig = Figure(figsize=(9.5, 8.5 if evals else 6))
     axes = fig.subplots(3 if evals else 2, 1, sharex=True)
     ax1, ax2 = axes[:2]
     ax1.plot(it, col("d_loss"), label="D loss")
     ax1.plot(it, col("g_loss"), label="G loss")
     ax1.set_ylabel("loss")
-    ax1.legend(loc="upper right")
-    ax2.plot(it, col("d_real"), label="D(x)")
-    ax2.plot(it, col("d_fake"), label="D(G(z))")
+    ax1.set_title("losses", fontsize=10)
+    ax2.plot(it, col("d_real"), label="D(x): real")
+    ax2.plot(it, col("d_fake"), label="D(G(z)): fake")
+    ax2.axhline(0.5, color="gray", ls=":", lw=1)
     ax2.set_ylim(0, 1)
-    ax2.set_ylabel("discriminator output")
-    ax2.legend(loc="upper right")
+    ax2.set_ylabel("mean D output")
+    ax2.set_title("discriminator: probability it gives real and generated images", fontsize=10)
     if evals:
         ax3 = axes[2]
-        ax3.plot([r["iter"] for r in evals], [r["eval"]["fd"] for r in evals], "o-", label="Frechet distance")
+        ax3.plot([r["iter"] for r in evals], [r["eval"]["fd"] for r in evals], "o-", color="C2",
+                 label="Frechet distance")
         floor = evals[-1]["eval"].get("fd_floor")
         if floor:
-            ax3.axhline(floor, color="gray", ls="--", label=f"real train vs test ({floor:.2f})")
+            ax3.axhline(floor, color="gray", ls="--", label=f"real train vs test\n({floor:.2f})")
         ax3.set_yscale("log")
-        ax3.set_ylabel("FD (classifier features)")
-        ax3.legend(loc="upper right")
+        plain = FuncFormatter(lambda v, _: f"{v:g}")  # 180, not 1.8 x 10^2
+        ax3.yaxis.set_major_formatter(plain)
+        ax3.yaxis.set_minor_formatter(plain)
+        ax3.set_ylabel("FD (log scale)")
+        ax3.set_title("Frechet distance to the MNIST test set, in classifier features (lower is better)", fontsize=10)
     axes[-1].set_xlabel("iteration")
     for ax in axes:
         ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9, frameon=False)
+    fig.suptitle(title or "training curves", fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ssl_curves(records, path, anchor=0.93):
+    """Test error (log scale) and losses of a semi-supervised run against epoch; the published error as a line."""
+    # records: log lines of train_ssl.py, one per epoch
+    ep = np.array([r["epoch"] for r in records], dtype=np.float64)
+    fig = Figure(figsize=(8, 7.5))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    ax1.plot(ep, [100 * r["test_err"] for r in records], "o-", ms=3, label="averaged D")
+    ax1.plot(ep, [100 * r["test_err_live"] for r in records], "-", alpha=0.6, label="live D")
+    ax1.axhline(anchor, color="gray", ls="--", label=f"published, 100 labels ({anchor}%)")
+    ax1.set_yscale("log")
+    ax1.set_ylabel("test error (%)")
+    ax1.set_title(f"semi-supervised GAN: test error {100 * records[-1]['test_err']:.2f}% after "
+                  f"{records[-1]['epoch']} epochs ({records[-1]['seconds'] / 60:.0f} min)", fontsize=10)
+    ax1.legend(loc="upper right", fontsize=8)
+    for key, label in (("loss_lab", "labelled (cross-entropy)"), ("loss_unl", "unlabelled"),
+                       ("loss_gen", "G (feature matching)")):
+        ax2.plot(ep, [r[key] for r in records], label=label)
+    ax2.set_yscale("log")
+    ax2.set_ylabel("loss (epoch mean)")
+    ax2.set_xlabel("epoch")
+    ax2.legend(loc="upper right", fontsize=8)
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     _save_atomic(fig, path, dpi=100)

@@ -55,12 +55,12 @@ def _lines(ax, series, title, log=False, guide=None):
         ax.legend(fontsize=6, ncol=2, loc="best")
 
 
-def _heat(fig, ax, its, rows, title, ylabel, extent=(0, 1)):
-    """A heat map of per-trace-point histograms: x = iteration, y = bins, colour = fraction."""
+def _heat(fig, ax, its, rows, title, ylabel, extent=(0, 1), bar="right"):
+    """A heat map of per-trace-point histograms: x = iteration, y = bins, colour = fraction (colour bar at `bar`)."""
     h = np.asarray(rows, dtype=np.float64).T  # (bins, T)
     y = np.linspace(extent[0], extent[1], h.shape[0] + 1)
     mesh = ax.pcolormesh(_edges(its), y, h, cmap="magma", vmin=0, vmax=max(h.max(), 1e-9), shading="flat")
-    fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.02, label="fraction")
+    fig.colorbar(mesh, ax=ax, location=bar, fraction=0.046, pad=0.02 if bar == "right" else 0.2, label="fraction")
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)
 
@@ -80,6 +80,11 @@ def diagnoses(records):
 
 def draw_internals(records, path, note=None):
     """Draw losses, D outputs, gradient norms, update ratios, unit health, D histograms and sample classes."""
+    _save_atomic(internals_figure(records, note), path, dpi=80)
+
+
+def internals_figure(records, note=None):
+    """The 3 x 3 Figure draw_internals writes."""
     # records: log.jsonl lines; those with a "trace" key come from tinygan.trace.Tracer.record
     records = [r for r in records if "eval" not in r]  # evaluation lines carry no losses
     traced = [r for r in records if "trace" in r]
@@ -128,13 +133,16 @@ def draw_internals(records, path, note=None):
     ax = axes[8]  # what the samples are: classes if the classifier ran, else their spread
     classes = [r for r in traced if "class_hist" in r["trace"]]
     if classes:
+        # the colour bar goes below, so the entropy's own axis on the right stays readable
         _heat(fig, ax, [r["iter"] for r in classes], [r["trace"]["class_hist"] for r in classes],
-              "classes of fixed-noise samples (cyan: class entropy, 0 to 1)", "digit", extent=(-0.5, 9.5))
+              "classes of fixed-noise samples, and their class entropy (cyan)", "digit", extent=(-0.5, 9.5),
+              bar="bottom")
         ax.set_yticks(range(10))
         twin = ax.twinx()  # entropy on its own 0..1 scale, over the heat map
-        twin.plot([r["iter"] for r in classes], [r["trace"]["entropy"] for r in classes], color="cyan", lw=1.5)
+        twin.plot([r["iter"] for r in classes], [r["trace"]["entropy"] for r in classes], color="cyan", lw=1.8)
         twin.set_ylim(0, 1.02)
-        twin.set_yticks([])
+        twin.set_ylabel("class entropy (cyan), 0 to 1", color="darkcyan")
+        twin.tick_params(axis="y", colors="darkcyan")
     elif traced:
         ax.plot(its, [r["trace"]["spread"] for r in traced], color="C0")
         ax.set_ylim(bottom=0)
@@ -152,7 +160,7 @@ def draw_internals(records, path, note=None):
     fig.suptitle("\n".join(textwrap.wrap(f"GAN internals. Diagnoses: {summary}", 150)), fontsize=12,
                  color="darkred" if found else "darkgreen")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    _save_atomic(fig, path, dpi=80)
+    return fig
 
 
 def read_log(path):

@@ -1,0 +1,1 @@
+"""The commands of `tinygan` (and of the scripts in examples/): train, sample, evaluate, report."""

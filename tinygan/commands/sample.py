@@ -1,0 +1,175 @@
+"""tinygan sample (also python examples/sample.py): digits from a checkpoint, streamed to disk chunk by chunk."""
+import argparse
+import contextlib
+import hashlib
+import os
+import shutil
+import zipfile
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import cli
+from ..backend import BackendError
+from ..checkpoint import CheckpointError, load_gan
+from ..data import SUMS
+from ..fileio import atomic_open, atomic_write, clean_temps
+from ..idx import IDXWriter
+from ..plots import save_grid
+
+FORMATS = ("png", "npy", "npz", "idx")
+CHUNK = 10000  # samples made and written at a time: memory stays near CHUNK x 3 kB however large --n is
+
+
+def formats(text):
+    """An argparse type: comma-separated output formats."""
+    names = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in names if f not in FORMATS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(FORMATS)} (several: png,idx)")
+    return names
+
+
+def parser(prog=None):
+    p = cli.Parser(prog=prog, description="Generate digits from a tinygan checkpoint.")
+    p.add_argument("--checkpoint", required=True, metavar="PATH")
+    p.add_argument("--n", type=cli.positive(int), default=64, help="number of samples")
+    p.add_argument("--digit", type=int, choices=range(10), metavar="0-9",
+                   help="conditional checkpoints only: generate only this digit")
+    p.add_argument("--format", type=formats, action="append", metavar="png,npy,npz,idx",
+                   help="what to write (default png): png a grid of the first 100; npy float32 images in [0, 1]; "
+                        "npz uint8 images and labels; idx MNIST-style IDX files and an MD5SUMS (give the folder to "
+                        "tinygan train --data). Several: --format png,idx")
+    p.add_argument("--labelled", choices=["npz", "idx"], help="the older spelling of --format npz / --format idx")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: a samples/ folder beside the checkpoint)")
+    p.add_argument("--idx-prefix", default="train", metavar="NAME",
+                   help="IDX files are NAME-images-idx3-ubyte and NAME-labels-idx1-ubyte (default train: MNIST's "
+                        "names for a training set; t10k for a test set)")
+    p.add_argument("--overwrite", action="store_true", help="replace sample files already in --out")
+    p.add_argument("--chunk", type=cli.positive(int), default=CHUNK, help=f"samples per chunk (default {CHUNK})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    cli.add_threads(p)
+    return p
+
+
+def main(argv=None, prog=None):
+    """Parse flags and write the samples; bad usage, checkpoints and write failures are one line and exit code 2."""
+    prog = cli.prog_name(prog, "sample.py")
+    try:
+        sample(argv, prog)
+    except (cli.UsageError, CheckpointError, BackendError) as e:
+        cli.fail(prog, e)
+    except OSError as e:
+        cli.fail(prog, cli.write_error(e))
+    except KeyboardInterrupt:
+        cli.fail(prog, "interrupted: no sample file was written (nothing is left half-written)", code=130)
+
+
+def sample(argv, prog):
+    p = parser(prog)
+    args = p.parse_args(argv)
+    asked = [f for group in args.format or [] for f in group] + ([args.labelled] if args.labelled else [])
+    want = sorted(set(asked or ["png"]), key=FORMATS.index)
+    if not args.idx_prefix.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        p.error(f"argument --idx-prefix: {args.idx_prefix!r} must be letters, digits, '-', '_' or '.'")
+    cli.set_threads(args.threads)
+    gan = cli.named("--checkpoint", CheckpointError, load_gan, args.checkpoint, args.backend, seed=args.seed)
+    cond = gan.config["conditional"]
+    if args.digit is not None and not cond:
+        raise cli.UsageError("--digit: this checkpoint is not conditional (train with --conditional)")
+    labelled = [f for f in want if f in ("npz", "idx")]
+    if labelled and not cond:
+        raise cli.UsageError(f"--format {labelled[0]}: labels need a conditional checkpoint (train with "
+                             "--conditional); an unconditional one can write png or npy")
+    out = args.out or os.path.join(os.path.dirname(args.checkpoint) or ".", "samples")
+    cli.output_folder(out)
+    clean_temps(out)  # what an earlier sample run left when it was killed
+    names = {"png": ["samples.png"], "npy": ["samples.npy"], "npz": ["samples.npz"],
+             "idx": [f"{args.idx_prefix}-images-idx3-ubyte", f"{args.idx_prefix}-labels-idx1-ubyte"]}
+    targets = {f: [os.path.join(out, n) for n in names[f]] for f in want}
+    there = [t for f in want for t in targets[f] if os.path.exists(t)]
+    if there and not args.overwrite:
+        raise cli.UsageError(f"{there[0]} already exists: pass --overwrite to replace it, or choose another --out")
+    n = args.n
+    need = n * ((4 * 784 if "npy" in want else 0) + (785 if "npz" in want else 0) + (785 if "idx" in want else 0))
+    free = shutil.disk_usage(out).free
+    if need > free:
+        raise cli.UsageError(f"--n {n}: the files need {need / 1e9:.2f} GB and {out} has {free / 1e9:.2f} GB free; "
+                             "ask for fewer samples or another --out")
+
+    def labels(a, b):  # the digits asked for samples a..b-1: all one digit, or every digit in turn
+        if not cond:
+            return None
+        return np.full(b - a, args.digit) if args.digit is not None else np.arange(a, b) % 10
+
+    with contextlib.ExitStack() as files:  # every file is a temp file until all chunks are in: nothing half-written
+        npy = files.enter_context(atomic_open(targets["npy"][0])) if "npy" in want else None
+        if npy:
+            np.lib.format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False, "shape": (n, 28, 28)})
+        npz = files.enter_context(zipfile.ZipFile(files.enter_context(atomic_open(targets["npz"][0])), "w"))\
+            if "npz" in want else None
+        npz_images = files.enter_context(npz.open("images.npy", "w", force_zip64=True)) if npz else None
+        if npz_images:
+            np.lib.format.write_array_header_1_0(npz_images, {"descr": "|u1", "fortran_order": False,
+                                                              "shape": (n, 28, 28)})
+        sums = {}
+        if "idx" in want:
+            writers = []
+            for path, shape in zip(targets["idx"], [(n, 28, 28), (n,)]):
+                tee = Tee(files.enter_context(atomic_open(path)))
+                sums[os.path.basename(path)] = tee.md5
+                writers.append(IDXWriter(tee, shape))
+        first = None
+        for a in tqdm(range(0, n, args.chunk), unit="chunk", disable=n <= args.chunk, leave=False):
+            b = min(n, a + args.chunk)
+            y = labels(a, b)
+            x = gan.sample(b - a, y)  # (k, 28, 28) float32 in [0, 1]
+            first = x[:100] if first is None else first
+            u8 = (x * 255).round().astype(np.uint8)
+            if npy:
+                npy.write(x.astype("<f4").tobytes())
+            if npz_images:
+                npz_images.write(u8.tobytes())
+            if "idx" in want:
+                writers[0].write(u8)
+                writers[1].write(y.astype(np.uint8))
+        if npz:
+            npz_images.close()
+            with npz.open("labels.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (n,)})
+                for a in range(0, n, args.chunk):
+                    f.write(labels(a, min(n, a + args.chunk)).astype(np.uint8).tobytes())
+        if "idx" in want:
+            for w in writers:
+                w.close()
+    if "png" in want:
+        save_grid(first, targets["png"][0], nrow=10, title=f"{os.path.basename(args.checkpoint)}, "
+                                                           f"iteration {gan.iteration}")
+    written = [t for f in want for t in targets[f]]
+    if sums:  # keep other sets' lines (e.g. a t10k split written earlier into the same folder)
+        path = os.path.join(out, SUMS)
+        lines = {}
+        if os.path.isfile(path):
+            with open(path) as f:
+                lines = {ln.split()[1]: ln for ln in f.read().splitlines() if len(ln.split()) == 2}
+        lines.update({name: f"{h.hexdigest()}  {name}" for name, h in sums.items()})
+        atomic_write(path, lambda f: f.write("".join(ln + "\n" for _, ln in sorted(lines.items())).encode()))
+        written.append(path)
+    print(f"{n} samples{f' of digit {args.digit}' if args.digit is not None else ''} "
+          f"(iteration {gan.iteration} checkpoint). Wrote:")
+    for path in written:
+        print(f"  {path}")
+    if "idx" in want and args.idx_prefix == "train":
+        print(f"train on them: {cli.command(prog, 'train')} --data {out}")
+
+
+class Tee:
+    """A file that also feeds what is written to an MD5."""
+
+    def __init__(self, f):
+        self.f, self.md5 = f, hashlib.md5()
+
+    def write(self, b):
+        self.md5.update(b)
+        return self.f.write(b)

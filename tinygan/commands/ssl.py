@@ -1,0 +1,230 @@
+"""tinygan ssl (also python examples/train_ssl.py): a digit recognizer from few labels and many unlabelled digits.
+
+The semi-supervised GAN's training loop, top to bottom: its discriminator becomes the recognizer.
+"""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import cli
+from ..augment import balanced_subset, experiment_split
+from ..backend import Backend, BackendError
+from ..checkpoint import SSL_FIELDS, CheckpointError, check_fields, load_checkpoint, read_checkpoint, save_checkpoint
+from ..data import MNISTDataError
+from ..fileio import atomic_write
+from ..plots import plot_ssl_curves, save_grid
+from ..recognizer import export_recognizer
+from ..runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite, read_log, write_log
+from ..ssl import DEFAULTS, SSLGAN, make_ssl_config
+
+# Flags that --resume accepts: they steer the run, not the model or its training.
+RUN_CONTROL = {"epochs", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every", "resume"}
+OUTPUTS = ("config.json", "curves.png", "samples.png", "recognizer.npz")  # what --overwrite also removes
+QUICK = dict(d_hidden=[64, 32], g_hidden=[32], epochs=3, steps_per_epoch=4, batch_size=20)
+
+
+def parser(prog=None):
+    p = cli.Parser(prog=prog, description="Train the semi-supervised GAN on MNIST: its discriminator, trained on a "
+                                          "few labelled and all unlabelled digits, becomes a digit recognizer.")
+    p.add_argument("--labels", type=cli.positive(int), default=DEFAULTS["labels"],
+                   help="labelled digits, a multiple of 10: the same number of each digit, chosen by --seed")
+    p.add_argument("--epochs", type=cli.positive(int),
+                   help=f"passes over the unlabelled digits (default {DEFAULTS['epochs']})")
+    p.add_argument("--steps-per-epoch", type=cli.positive(int), help="steps per epoch (default: unlabelled digits / batch)")
+    p.add_argument("--batch-size", type=cli.positive(int), help="rows of each kind per step: labelled, unlabelled, generated")
+    p.add_argument("--lr", type=cli.positive(float))
+    p.add_argument("--ema", type=cli.in_range(0, 1), help="decay of the average of D's weights that is evaluated and exported")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    cli.add_threads(p)
+    p.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files")
+    p.add_argument("--require-full", action="store_true",
+                   help="fail instead of using the bundled 10k split when the full MNIST is not found")
+    p.add_argument("--out", help="folder for the log, curves, samples, checkpoint and recognizer (default runs/ssl; "
+                                 "with --resume, the checkpoint's folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint of this command")
+    p.add_argument("--sample-every", type=cli.positive(int), default=10, help="epochs between sample grids")
+    p.add_argument("--quick", action="store_true", help="a smoke run in seconds: tiny model, 3 epochs of 4 steps")
+    return p
+
+
+def parse_args(argv, prog=None):
+    """(args, the flags written out)."""
+    p = parser(prog)
+    args = p.parse_args(argv)
+    if args.labels % 10:
+        p.error(f"argument --labels: {args.labels} must be a positive multiple of 10 (the same number of each digit)")
+    return args, p.given(argv)
+
+
+def main(argv=None, prog=None):
+    """Parse flags and train; every failure of usage, data, checkpoint or disk is one line and exit code 2."""
+    prog = cli.prog_name(prog, "train_ssl.py")
+    try:
+        train(argv, prog)
+    except (cli.UsageError, CheckpointError, MNISTDataError, BackendError) as e:
+        cli.fail(prog, e)
+    except OSError as e:
+        cli.fail(prog, cli.write_error(e))
+    except KeyboardInterrupt:
+        cli.fail(prog, "interrupted at once; every file written so far is complete (writes are atomic)", code=130)
+
+
+def read_ssl_checkpoint(path):
+    """(arrays, config) of a checkpoint of this command; a train_mnist.py checkpoint is refused by name."""
+    arrays, config = read_checkpoint(path)
+    if not isinstance(config, dict) or config.get("kind") != "ssl":
+        raise CheckpointError(f"checkpoint {path!r} is a GAN's from train_mnist.py (tinygan train), not a "
+                              "semi-supervised GAN's: resume it with train_mnist.py")
+    return arrays, check_fields(config, SSL_FIELDS, f"checkpoint {path!r}")
+
+
+def train(argv, prog):
+    args, given = parse_args(argv, prog)
+    cli.set_threads(args.threads)
+
+    # --- config: a new run's from the flags, or the checkpoint's ---
+    if args.resume:
+        arrays, config = cli.named("--resume", CheckpointError, read_ssl_checkpoint, args.resume)
+        check_resume_flags(given, args, config, RUN_CONTROL)
+        config["epochs"] = check_target(int(arrays["iteration"]) // config["steps_per_epoch"], args.epochs,
+                                        config["epochs"], flag="--epochs", unit="epochs")
+    else:
+        config = make_ssl_config(**{**(QUICK if args.quick else {}), **{k: v for k, v in dict(
+            labels=args.labels, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
+            lr=args.lr, ema=args.ema, seed=args.seed).items() if v is not None}})
+    out = args.out or (os.path.dirname(args.resume) or "." if args.resume else "runs/ssl")
+
+    # --- the run folder: ours alone (a lock), never another run's files (see tinygan/runs.py) ---
+    cli.output_folder(out)
+    run = Run(out, resume=args.resume, overwrite=args.overwrite, outputs=OUTPUTS, prog=prog)
+    try:
+        be = Backend(args.backend, "float32", seed=config["seed"])
+        x, y, x_test, y_test, note = experiment_split(args.data, fallback=False if args.require_full else None)
+        per_class, fewest = config["labels"] // 10, int(np.bincount(y, minlength=10).min())
+        if per_class > fewest:
+            raise cli.UsageError(f"--labels {config['labels']}: {per_class} of each digit asked for, but the rarest "
+                                 f"digit has {fewest} training images; use at most --labels {10 * fewest}")
+        B = config["batch_size"]
+        config["steps_per_epoch"] = config["steps_per_epoch"] or len(x) // B
+        if config["steps_per_epoch"] * B > len(x):
+            raise cli.UsageError(f"--steps-per-epoch {config['steps_per_epoch']} x --batch-size {B} is more than the "
+                                 f"{len(x)} unlabelled digits of one pass")
+        gan = SSLGAN(config, be)
+        if args.resume:
+            cli.named("--resume", CheckpointError, load_checkpoint, args.resume, gan, SSL_FIELDS)
+        records = []
+        if args.resume:  # the checkpoint's log up to the checkpoint; what came after it never happened
+            records, warning = read_log(os.path.join(os.path.dirname(args.resume) or ".", "log.jsonl"), gan.iteration)
+            if warning:
+                print(f"{prog}: warning: {warning}", file=sys.stderr)
+        run.start()  # from here on the folder is this run's
+        atomic_write(os.path.join(out, "config.json"), lambda f: f.write(json.dumps(config, indent=2).encode()))
+        write_log(os.path.join(out, "log.jsonl"), records)
+        print(note)
+        loop(args, prog, config, gan, be, (x, y, x_test, y_test), out, records)
+    finally:
+        run.close()
+
+
+def epoch_order(seed, epoch, n_unlabelled, n_labelled, rows):
+    """The rows of one epoch, fixed by (seed, epoch) so a resumed run sees the same batches: two passes over
+    the unlabelled digits in their own orders, and the labelled digits repeated in fresh orders."""
+    rng = np.random.default_rng([seed, epoch])
+    repeats = -(-rows // n_labelled)
+    labelled = np.concatenate([rng.permutation(n_labelled) for _ in range(repeats)])[:rows]
+    return rng.permutation(n_unlabelled)[:rows], rng.permutation(n_unlabelled)[:rows], labelled
+
+
+def saved_arrays(gan):
+    """What a checkpoint holds beside the config, by name: the finite guard checks each before a save."""
+    return {"G's weights": gan.G.flat_params, "D's weights": gan.D.flat_params, "D's weight average": gan.ema,
+            "G's Adam moments": gan.opt_g.m[0], "G's Adam second moments": gan.opt_g.v[0],
+            "D's Adam moments": gan.opt_d.m[0], "D's Adam second moments": gan.opt_d.v[0]}
+
+
+def loop(args, prog, config, gan, be, split, out, records):
+    x, y, x_test, y_test = split
+    B, steps = config["batch_size"], config["steps_per_epoch"]
+    log_path, ckpt = os.path.join(out, "log.jsonl"), os.path.join(out, "checkpoint.npz")
+    pick = balanced_subset(y, config["labels"] // 10, config["seed"])   # (labels,) indices, grouped by digit
+    images = be.asarray(x.reshape(len(x), -1) * np.float32(1 / 255))    # (N, 784) in [0, 1], on the device
+    lab_x, lab_y = images[be.xp.asarray(pick)], be.xp.asarray(y[pick].astype(np.int64))
+    test_x = be.asarray(x_test.reshape(len(x_test), -1) * np.float32(1 / 255))
+    test_y = be.xp.asarray(y_test.astype(np.int64))
+    if gan.iteration == 0:  # the recipe's data-dependent init, from 500 unlabelled digits
+        gan.init_from_data(images[be.xp.asarray(np.random.default_rng(config["seed"]).permutation(len(x))[:500])])
+    fixed_z = be.asarray(np.random.default_rng(config["seed"] + 1).random((100, config["latent_dim"])))
+    saved = (gan.iteration, args.resume) if args.resume else None  # the last good checkpoint: (iteration, path)
+
+    def test_error(average):
+        return float((gan.classify(test_x, average=average) != test_y).mean())
+
+    # --- loop: an epoch is `steps` steps; at its end, evaluate, log, checkpoint, then pictures ---
+    total = config["epochs"] * steps
+    print(f"semi-supervised GAN: {config['labels']} labelled + {len(x)} unlabelled digits, {args.backend}, "
+          f"batch {B}x3, {steps} steps/epoch, epochs {gan.iteration // steps}->{config['epochs']}, out {out}/")
+    start, order, sums, summed = time.time() - (records[-1]["seconds"] if records else 0.0), None, {}, 0
+    bar = tqdm(total=total, initial=gan.iteration, unit="it", dynamic_ncols=True)
+    with bar, Signals() as stop:  # Ctrl-C / SIGTERM: finish this step, save, then stop
+        while gan.iteration < total:
+            epoch, k = divmod(gan.iteration, steps)
+            if order is None or k == 0:
+                order = [be.xp.asarray(o) for o in epoch_order(config["seed"], epoch, len(x), len(pick), steps * B)]
+            rows = slice(k * B, (k + 1) * B)
+            lab = order[2][rows]
+            stats = gan.step(lab_x[lab], lab_y[lab], images[order[0][rows]], images[order[1][rows]])
+            for name, v in stats.items():  # epoch sums stay on the device: no per-step host read
+                sums[name] = sums.get(name, 0) + v
+            summed += 1
+            bar.update(1)
+            if k + 1 < steps and stop.signum is None:
+                continue
+            if k + 1 == steps:  # a whole epoch: its record
+                record = {"epoch": epoch + 1, "iter": gan.iteration, "seconds": round(time.time() - start, 1),
+                          "test_err": test_error(True), "test_err_live": test_error(False),
+                          **{name: float(v) / summed for name, v in sums.items()}}  # means over the steps run
+                sums, summed = {}, 0
+            bad = first_nonfinite({**({f"the {k}": v for k, v in record.items()} if k + 1 == steps else {}),
+                                   **saved_arrays(gan)})
+            if bad:
+                bar.close()
+                kept = (f"the last good checkpoint {saved[1]} (iteration {saved[0]}) is untouched" if saved
+                        else "no checkpoint was saved yet")
+                sys.exit(f"{prog}: stopped in epoch {epoch + 1}: {bad} became NaN or inf; {kept}; try a lower --lr.")
+            save_checkpoint(ckpt, gan)  # checkpoint first, then the log line and the pictures
+            saved = (gan.iteration, ckpt)
+            if k + 1 < steps:  # stopped by a signal inside an epoch
+                break
+            records.append(record)
+            append_log(log_path, record)
+            bar.set_postfix(test_err=f"{100 * record['test_err']:.2f}%", loss_unl=f"{record['loss_unl']:.3f}",
+                            loss_gen=f"{record['loss_gen']:.3f}")
+            tqdm.write(f"epoch {epoch + 1:4d}  test error {100 * record['test_err']:.2f}% (averaged D), "
+                       f"{100 * record['test_err_live']:.2f}% (live D)  {record['seconds']:.0f}s")
+            plot_ssl_curves(records, os.path.join(out, "curves.png"))
+            if (epoch + 1) % args.sample_every == 0 or gan.iteration == total:
+                gan.G.eval()  # batch norm on its running statistics
+                save_grid(be.to_host(gan.generate(fixed_z)).reshape(-1, 28, 28), os.path.join(out, "samples.png"),
+                          nrow=10, title=f"G after epoch {epoch + 1}")
+                gan.G.train()
+            if stop.signum is not None:
+                break
+    resume = " ".join([cli.command(prog, "ssl"), "--resume", ckpt] + (["--data", args.data] if args.data else [])
+                      + (["--backend", args.backend] if args.backend != "numpy" else []))
+    if stop.signum is not None:
+        print(f"{prog}: stopped by {stop.name} after step {gan.iteration}; saved {ckpt}. To continue: {resume}")
+        sys.exit(stop.exit_code)
+    err = records[-1]["test_err"] if records else None
+    export_recognizer(os.path.join(out, "recognizer.npz"), gan, {
+        "labels": config["labels"], "seed": config["seed"], "epochs": gan.iteration // steps, "test_error": err})
+    print(f"done: {gan.iteration // steps} epochs in {time.time() - start:.0f}s, test error {100 * err:.2f}% "
+          f"({round(err * len(x_test))} of {len(x_test)} test digits). Wrote to {out}/: config.json, log.jsonl, "
+          "curves.png, samples.png, checkpoint.npz, recognizer.npz")
+    print(f"read digits: python -c \"import tinygan as tg; m, _ = tg.load_recognizer('{out}/recognizer.npz'); "
+          "print(tg.read_digits(m, IMAGES))\"  (IMAGES: float (N, 28, 28) in [0, 1])")

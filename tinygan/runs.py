@@ -1,0 +1,194 @@
+"""A training run's folder, for any training script: one run per folder, a lock, resume checks, the log, signals."""
+import glob
+import json
+import os
+import signal
+import sys
+
+from .backend import xp_of
+from .cli import UsageError
+from .fileio import atomic_write, clean_temps
+
+try:
+    import fcntl  # POSIX: a lock the kernel drops when its process dies, even by kill -9
+except ImportError:  # Windows: runs are not locked there
+    fcntl = None
+
+RUN_FILES = ("checkpoint.npz", "log.jsonl")  # what makes a folder hold a run
+OUTPUTS = ("config.json", "curves.png", "internals.png", "samples_*.png")  # what --overwrite also removes
+LOCK = ".lock"
+
+
+class Run:
+    """A claimed run folder: locked against other runs until close(); start() clears what --overwrite replaces."""
+
+    def __init__(self, out, resume=None, overwrite=False, outputs=OUTPUTS, prog="tinygan train"):
+        self.out, self.lock, self.old = out, None, []
+        self._claim(prog)
+        clean_temps(out)  # temp files of runs that died here (kill -9, power cut) are garbage now
+        own = resume is not None and os.path.samefile(os.path.dirname(os.path.abspath(resume)), out)
+        held = [n for n in RUN_FILES if os.path.exists(os.path.join(out, n))]
+        if held and not own:
+            if not overwrite:
+                self.close()
+                what = describe(out)
+                how = (f"to continue it pass --resume {os.path.join(out, 'checkpoint.npz')}; "
+                       if "checkpoint.npz" in held else "")
+                raise UsageError(f"--out {out} already holds another run ({what}): {how}to replace it pass "
+                                 "--overwrite; or choose another --out")
+            for pattern in RUN_FILES + tuple(outputs):  # the old run goes as a whole: no stale samples beside new ones
+                self.old += glob.glob(os.path.join(glob.escape(out), pattern))
+
+    def start(self):
+        """Remove the replaced run's files: call it once the new run is sure to start (data loaded, model built)."""
+        for path in self.old:
+            os.unlink(path)
+        self.old = []
+
+    def _claim(self, prog):
+        """Take the folder's lock, or raise UsageError naming the process that holds it."""
+        if fcntl is None:
+            return
+        path = os.path.join(self.out, LOCK)
+        f = open(path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            other = f.read().strip() or "unknown process"
+            f.close()
+            raise UsageError(f"--out {self.out} is in use by another run ({other}); wait for it to finish or stop it, "
+                             "or choose another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()}: {prog} {' '.join(sys.argv[1:])}".strip() + "\n")
+        f.flush()
+        self.lock = f
+
+    def close(self):
+        """Release the lock (the kernel also drops it if the process dies)."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
+
+def describe(out):
+    """What a folder holds of a run, for messages: 'checkpoint at iteration 200, log up to iteration 200'."""
+    parts = []
+    ck = os.path.join(out, "checkpoint.npz")
+    if os.path.exists(ck):
+        try:
+            import numpy as np
+            with np.load(ck, allow_pickle=False) as f:
+                parts.append(f"checkpoint at iteration {int(f['iteration'])}")
+        except Exception:
+            parts.append("an unreadable checkpoint.npz")
+    log = os.path.join(out, "log.jsonl")
+    if os.path.exists(log):
+        records, _ = read_log(log, strict=False)
+        last = max((r.get("iter", 0) for r in records if isinstance(r, dict)), default=0)
+        parts.append(f"log up to iteration {last}" if records else "an empty log")
+    return ", ".join(parts)
+
+
+def read_log(path, upto=None, strict=True):
+    """(records with iter <= upto, warning or None): a torn last line (a crash mid-write) is dropped with a warning."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return [], None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read the log ({e}); move it away to resume without it") from None
+    records, warning = [], None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("iter"), int):
+                raise ValueError("not a log record")
+        except ValueError:
+            if n == len(lines) or not strict:  # the last line: a write cut short
+                warning = f"{path}: line {n} is incomplete (a run stopped while writing it); dropped it"
+                continue
+            raise UsageError(f"{path}: line {n} is not a log record; the log is damaged: move it away "
+                             "to resume without it") from None
+        if upto is None or record["iter"] <= upto:
+            records.append(record)
+    return records, warning
+
+
+def write_log(path, records):
+    """Replace the log with these records, atomically."""
+    atomic_write(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in records).encode()))
+
+
+def append_log(path, record):
+    """Add one record to the log, as one write."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def check_resume_flags(given, args, config, allowed, names=None):
+    """UsageError for a flag given with --resume that would change the checkpoint's model or its training."""
+    # given: dests written on the command line; allowed: the run-control dests; names: dest -> config key
+    names = names or {}
+    for dest in sorted(given - set(allowed)):
+        key = names.get(dest, dest)
+        value, saved = getattr(args, dest), config.get(key)
+        if isinstance(saved, float) or isinstance(value, float):
+            same = value is not None and saved is not None and float(value) == float(saved)
+        else:
+            same = value == saved
+        if not same:
+            flag = "--" + dest.replace("_", "-")
+            raise UsageError(f"{flag} cannot change a resumed run: the checkpoint's {key} is {json.dumps(saved)}; "
+                             f"drop {flag}, or start a new run with another --out")
+
+
+def check_target(done, asked, saved, flag="--iterations", unit="iterations"):
+    """The target of a resumed run (asked, else the checkpoint's saved one); UsageError unless it lies beyond done."""
+    target = asked or saved
+    if target <= done:
+        why = flag if asked else f"the checkpoint's target ({saved} {unit})"
+        raise UsageError(f"the checkpoint is at {unit[:-1]} {done} and {why} asks for {target}: nothing to train; "
+                         f"pass {flag} above {done} to train further")
+    return target
+
+
+def first_nonfinite(named):
+    """The name of the first array (or number) in {name: value} holding NaN or inf, else None."""
+    for name, a in named.items():
+        if not bool(xp_of(a).isfinite(a).all()):
+            return name
+    return None
+
+
+class Signals:
+    """Within `with Signals() as s:`, SIGINT and SIGTERM set s.signum instead of stopping the process at once."""
+
+    def __init__(self):
+        self.signum, self.saved = None, {}
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+        signal.signal(signum, self.saved[signum])  # a second signal acts at once (Ctrl-C twice: stop now)
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self.saved[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self.saved.items():
+            signal.signal(s, handler)
+
+    @property
+    def exit_code(self):
+        """128 + the signal number, as a shell reports a process stopped by it: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + self.signum
+
+    @property
+    def name(self):
+        return signal.Signals(self.signum).name
