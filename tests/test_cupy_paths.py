@@ -45,7 +45,7 @@ class RandomState:
         return device(self.rs.random_sample(size).astype(dtype))
 
     def randint(self, low, high, size):
-        return device(self.rs.randint(low, high, size))
+        raise AssertionError("cupy's randint reads back to the host unless high is a power of two")
 
 
 def fake_cupy(devices=1, error=None):
@@ -115,8 +115,19 @@ def test_draws_come_from_cupys_generator_on_the_device(cupy):
     assert np.array_equal(be.rand(5), ref.random_sample(5).astype(np.float32))
     out = be.zeros(3)
     assert be.rand(out=out) is out and np.array_equal(out, ref.random_sample(3).astype(np.float32))
-    idx = be.randint(10, 6)
-    assert type(idx) is DeviceArray and np.array_equal(idx, ref.randint(0, 10, 6))
+    idx = be.randint(10, 6)  # floor(u * 10) from the device's uniforms, never cupy's randint
+    assert type(idx) is DeviceArray and idx.dtype == np.int64
+    assert np.array_equal(idx, np.floor(ref.random_sample(6) * 10).astype(np.int64))
+
+
+def test_device_integers_cover_the_range_evenly(cupy):
+    cupy()
+    idx = np.asarray(Backend("cupy", "float32", seed=0).randint(60000, 600000))
+    assert idx.min() == 0 and idx.max() == 59999
+    counts = np.bincount(idx // 6000, minlength=10)  # ten bins of 60,000 / 10 values: about 60,000 each
+    assert np.abs(counts - 60000).max() < 5 * np.sqrt(60000)
+    u = 1 - 2.0 ** -53  # the largest float64 below 1 maps inside the range
+    assert all(int(u * high) == high - 1 for high in (10, 60000, 2 ** 31 - 1, 2 ** 52 + 1))
 
 
 def test_generator_state_on_cupy_is_the_seed(cupy):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan.gradcheck import GradcheckError, check_loss, check_module, gradcheck, numerical_grad
+from tinygan.gradcheck import GradcheckError, check_loss, check_module, gradcheck, numerical_grad, unravel
 from tinygan.layers import Layer
 
 
@@ -134,3 +134,14 @@ def test_the_checker_works_in_the_tensors_dtype():
     probe = Probe()
     check_module(probe, x, eps=1e-2, tol=1e-2)
     assert probe.dout.dtype == np.float32
+
+
+def test_unravel_matches_numpy_in_plain_ints():
+    """The mismatch report's index: numpy's unravel_index, computed without the array module (CuPy's fails)."""
+    rng = np.random.default_rng(0)
+    for shape in [(), (1,), (7,), (3, 4), (2, 1, 5), (4, 3, 2, 6)]:
+        size = int(np.prod(shape))
+        for flat in {0, size - 1, int(rng.integers(size))}:
+            idx = unravel(flat, shape)
+            assert idx == tuple(int(i) for i in np.unravel_index(flat, shape)), (shape, flat)
+            assert all(type(i) is int for i in idx)

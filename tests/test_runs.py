@@ -357,3 +357,5 @@ def test_the_run_machinery_serves_another_training_script(tmp_path):
         runs.check_target(3, 2, 10, "--epochs", "epochs")
     assert runs.check_target(3, None, 10, "--epochs", "epochs") == 10
     assert runs.first_nonfinite({"loss": 1.0, "D's weights": np.array([0.0, np.nan])}) == "D's weights"
+    assert runs.first_nonfinite({"step": 1, "loss": float("inf"), "w": np.zeros(2)}) == "loss"  # plain numbers too
+    assert runs.first_nonfinite({"step": 1, "w": np.float32(0), "x": np.zeros(2)}) is None

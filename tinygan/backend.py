@@ -98,7 +98,12 @@ class Backend:
         """Integers in [0, high) as a 1-D index array."""
         if self.name == "numpy":
             return self.rng.integers(0, high, size)
-        return self.rng.randint(0, high, size)
+        # CuPy's randint rejects samples and reads a count back to the host unless high is a power of two,
+        # so every draw would wait for the GPU. floor(u * high) with u uniform in [0, 1) in float64 stays on
+        # the device; it is below high for any high < 2^53, and its bias is under high / 2^53.
+        u = self.rng.random_sample(size, dtype=self.xp.float64)
+        u *= high
+        return u.astype(self.xp.int64)  # truncation is floor: u >= 0
 
     def rng_state(self):
         """The generator state as a JSON string (exact on numpy; seed-only on cupy)."""

@@ -52,6 +52,7 @@ class GAN:
 
     def __init__(self, config, be):
         self.config, self.be, self.iteration = config, be, 0
+        self.counter = None  # the iteration as a device array, once use_device_counters() is called
         c, extra = config, N_CLASSES if config["conditional"] else 0
         # Conditional: G always sees the one-hot label. D either sees it too (aux = 0), or, as in
         # AC-GAN (aux > 0), sees only the image and predicts its class from 10 extra logits.
@@ -168,10 +169,33 @@ class GAN:
         self.iteration += 1
         if self.ema is not None:  # ema = d ema + (1 - d) params; d ramps up so the start is forgotten
             d = min(self.config["ema"], (1 + self.iteration) / (10 + self.iteration))
+            if self.counter is not None:
+                d = self.device_decay()  # the same number, from the device's count
             self.ema -= self.G.flat_params  # written as d (ema - params) + params: three passes, no temporary
             self.ema *= d
             self.ema += self.G.flat_params
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
+
+    def use_device_counters(self):
+        """Keep the step counts on the device (both Adams, the EMA): no per-step number comes from the host.
+
+        Call it after loading a checkpoint; a captured CUDA graph needs it, and on numpy the results are the same."""
+        self.opt_d.use_device_counter()
+        self.opt_g.use_device_counter()
+        xp = self.be.xp
+        self.counter = xp.full((3,), self.iteration, dtype=xp.float64)  # iteration, then two scratch slots
+        self.decay = xp.empty((1,), dtype=self.be.dtype)
+
+    def device_decay(self):
+        """min(ema, (1 + t) / (10 + t)) after advancing the device's iteration t; a 1-element array."""
+        xp, t, w = self.be.xp, self.counter[:1], self.counter[1:]
+        t += 1
+        xp.add(t, 1, out=w[:1])
+        xp.add(t, 10, out=w[1:])
+        xp.divide(w[:1], w[1:], out=w[:1])
+        xp.minimum(w[:1], self.config["ema"], out=w[:1])
+        self.decay[...] = w[:1]
+        return self.decay
 
     def generate(self, z, labels=None):
         """Images in [0, 1], shape (N, 784), from noise z (and labels); uses the EMA weights if kept."""

@@ -37,7 +37,7 @@ def gradcheck(f, tensors, grads, eps=1e-5, tol=1e-6, floor=1e-3):
         worst = int(err.argmax()) if err.size else 0
         errors[name] = float(err.max()) if err.size else 0.0
         if errors[name] > tol:
-            idx = tuple(int(i) for i in xp.unravel_index(worst, x.shape))
+            idx = unravel(worst, x.shape)
             raise GradcheckError(
                 f"gradient mismatch in {name}{list(idx)}: analytic {float(analytic[idx]):.8g}, "
                 f"numerical {float(numeric[idx]):.8g}, relative error {errors[name]:.2e} > tol {tol:.0e}")
@@ -63,3 +63,13 @@ def check_loss(loss_fn, x, *args, eps=1e-5, tol=1e-6):
     """Check the gradient that loss_fn(x, *args) returns against finite differences in x."""
     _, grad = loss_fn(x, *args)
     return gradcheck(lambda: loss_fn(x, *args)[0], {"x": x}, {"x": grad.copy()}, eps, tol)
+
+
+def unravel(flat, shape):
+    """The index tuple of flat position `flat` in a C-ordered array of `shape`, in plain Python ints."""
+    # Not xp.unravel_index: CuPy's asks numpy.can_cast about a Python int, which NumPy 2 refuses.
+    idx = []
+    for n in reversed(shape):
+        flat, i = divmod(flat, n)
+        idx.append(i)
+    return tuple(reversed(idx))

@@ -50,6 +50,28 @@ class Adam:
                 n = min(chunk, P.size - a)
                 self.chunks.append((P[a:a + n], G[a:a + n], M[a:a + n], V[a:a + n], self.scratch[:n]))
         self.t = 0
+        self.counter = None  # the step count as a device array, once use_device_counter() is called
+
+    def use_device_counter(self):
+        """Derive each step's scalars from a step count kept on the device (a replayed CUDA graph needs this)."""
+        xp = xp_of(self.scratch)
+        self.counter = xp.full((3,), self.t, dtype=xp.float64)  # t, then two scratch slots; float64 counts exactly
+        self.scalars = xp.empty((2,), dtype=self.scratch.dtype)  # this step's (step size, eps)
+
+    def device_scalars(self):
+        """Advance the device counter; (step size, eps) as 1-element device arrays, the same numbers step() uses."""
+        xp, (b1, b2) = xp_of(self.counter), self.betas
+        t, w = self.counter[:1], self.counter[1:]
+        t += 1
+        xp.power(b2, t, out=w[:1])      # c2_sqrt = sqrt(1 - b2^t)
+        xp.subtract(1, w[:1], out=w[:1])
+        xp.sqrt(w[:1], out=w[:1])
+        xp.multiply(w[:1], self.eps, out=self.scalars[1:])  # eps * c2_sqrt
+        xp.power(b1, t, out=w[1:])      # lr / (1 - b1^t) * c2_sqrt
+        xp.subtract(1, w[1:], out=w[1:])
+        xp.divide(self.lr, w[1:], out=w[1:])
+        xp.multiply(w[1:], w[:1], out=self.scalars[:1])
+        return self.scalars[:1], self.scalars[1:]
 
     def step(self):
         self.t += 1
@@ -57,6 +79,8 @@ class Adam:
         c2_sqrt = math.sqrt(1 - b2 ** self.t)
         # p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), with sqrt(1 - b2^t) moved to the top
         step_size, eps = self.lr / (1 - b1 ** self.t) * c2_sqrt, self.eps * c2_sqrt
+        if self.counter is not None:  # the same two numbers, computed on the device from its counter
+            step_size, eps = self.device_scalars()
         xp = xp_of(self.scratch)
         for p, g, m, v, s in self.chunks:
             m *= b1                   # m = b1 m + (1 - b1) g
@@ -82,6 +106,8 @@ class Adam:
     def load_state_dict(self, state):
         """Restore what state_dict() returned; moment shapes must match the parameters."""
         self.t = int(state["t"])
+        if self.counter is not None:
+            self.counter[:1] = self.t
         self.lr, self.betas, self.eps = float(state["lr"]), (float(state["beta1"]), float(state["beta2"])), float(state["eps"])
         for i, (m, v) in enumerate(zip(self.m, self.v)):
             for name, dst in ((f"m.{i}", m), (f"v.{i}", v)):

@@ -1,6 +1,7 @@
 """A training run's folder, for any training script: one run per folder, a lock, resume checks, the log, signals."""
 import glob
 import json
+import math
 import os
 import signal
 import sys
@@ -160,7 +161,8 @@ def check_target(done, asked, saved, flag="--iterations", unit="iterations"):
 def first_nonfinite(named):
     """The name of the first array (or number) in {name: value} holding NaN or inf, else None."""
     for name, a in named.items():
-        if not bool(xp_of(a).isfinite(a).all()):
+        finite = math.isfinite(a) if isinstance(a, (int, float)) else bool(xp_of(a).isfinite(a).all())
+        if not finite:
             return name
     return None
 
