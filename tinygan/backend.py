@@ -33,7 +33,7 @@ def _import_cupy():
 class Backend:
     """Owns the array module, the float dtype, a seeded random generator and host/device transfer."""
 
-    def __init__(self, name="numpy", dtype="float32", seed=0):
+    def __init__(self, name="numpy", dtype="float32", seed=0, rng="default"):
         if name == "numpy":
             import numpy as xp
         elif name == "cupy":
@@ -42,20 +42,32 @@ class Backend:
             raise BackendError(f"unknown backend {name!r}: choose 'numpy' or 'cupy'")
         if dtype not in ("float32", "float64"):
             raise BackendError(f"unknown dtype {dtype!r}: choose 'float32' or 'float64'")
-        self.name, self.xp, self.dtype, self.seed = name, xp, xp.dtype(dtype), seed
+        if rng not in ("default", "philox"):
+            raise BackendError(f"unknown generator {rng!r}: choose 'default' or 'philox'")
+        self.name, self.xp, self.dtype, self.seed, self.rng_kind = name, xp, xp.dtype(dtype), seed, rng
         self.rng = self.generator(seed)
         self.buffers = {}  # scratch arrays reused across calls (see reuse)
 
-    def generator(self, seed):
-        """A seeded generator: numpy's default_rng, or CuPy's RandomState (on the device: no host round trip)."""
+    def generator(self, seed, counter=0):
+        """A seeded generator: numpy's default_rng, or CuPy's RandomState (on the device: no host round trip);
+        with rng="philox", Philox4x32-10 keyed by the seed (its counter on the device under CuPy: graph-safe)."""
+        if self.rng_kind == "philox":
+            if self.name == "cupy":
+                from .cuda import Philox  # GPU-only code lives in cuda.py
+                return Philox(seed, counter)
+            from .philox import Stream
+            return Stream(self.xp, seed, counter)
         return self.xp.random.default_rng(seed) if self.name == "numpy" else self.xp.random.RandomState(seed)
 
     def __repr__(self):
-        return f"Backend({self.name!r}, dtype={self.dtype.name!r}, seed={self.seed})"
+        rng = "" if self.rng_kind == "default" else f", rng={self.rng_kind!r}"
+        return f"Backend({self.name!r}, dtype={self.dtype.name!r}, seed={self.seed}{rng})"
 
     # --- random numbers, drawn on the device in the backend's dtype ---
     def randn(self, *shape, out=None):
         """Standard normal samples of the given shape, or written into `out` (a contiguous array)."""
+        if self.rng_kind == "philox":
+            return self.rng.standard_normal(self.xp.empty(shape, self.dtype) if out is None else out)
         if self.name == "cupy":  # cuRAND's generator, on the device
             z = self.rng.standard_normal(shape if out is None else out.shape, dtype=self.dtype)
             if out is None:
@@ -85,6 +97,8 @@ class Backend:
 
     def rand(self, *shape, out=None):
         """Uniform samples in [0, 1) of the given shape, or written into `out` (a contiguous array)."""
+        if self.rng_kind == "philox":
+            return self.rng.random(self.xp.empty(shape, self.dtype) if out is None else out)
         if self.name == "numpy":
             if out is None:
                 return self.rng.random(shape, dtype=self.dtype)
@@ -96,6 +110,8 @@ class Backend:
 
     def randint(self, high, size):
         """Integers in [0, high) as a 1-D index array."""
+        if self.rng_kind == "philox":
+            return self.rng.integers(high, self.xp.empty(size, self.xp.int64))
         if self.name == "numpy":
             return self.rng.integers(0, high, size)
         # CuPy's randint rejects samples and reads a count back to the host unless high is a power of two,
@@ -106,7 +122,9 @@ class Backend:
         return u.astype(self.xp.int64)  # truncation is floor: u >= 0
 
     def rng_state(self):
-        """The generator state as a JSON string (exact on numpy; seed-only on cupy)."""
+        """The generator state as a JSON string (exact on numpy and with Philox; seed-only for cuRAND)."""
+        if self.rng_kind == "philox":
+            return json.dumps(self.rng.state())  # reads the device counter back: at checkpoints only
         if self.name == "numpy":
             return json.dumps(self.rng.bit_generator.state)
         return json.dumps({"cupy_seed": self.seed})
@@ -114,7 +132,9 @@ class Backend:
     def set_rng_state(self, state, reseed=None):
         """Restore a state from rng_state(); cupy (or a cupy state) re-seeds from `reseed` (e.g. seed and iteration)."""
         state = json.loads(state)
-        if self.name == "numpy" and "bit_generator" in state:
+        if self.rng_kind == "philox" and "philox_key" in state:
+            self.rng = self.generator(state["philox_key"], state["counter"])
+        elif self.name == "numpy" and "bit_generator" in state and self.rng_kind == "default":
             self.rng.bit_generator.state = state
         else:
             self.rng = self.generator(reseed if reseed is not None else self.seed)

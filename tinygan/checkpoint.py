@@ -167,7 +167,7 @@ def load_checkpoint(path, gan, fields=None):
         state = json.loads(str(arrays["rng_state"]))
     except ValueError:
         state = None
-    if not isinstance(state, dict) or not ({"bit_generator", "cupy_seed"} & set(state)):
+    if not isinstance(state, dict) or not ({"bit_generator", "cupy_seed", "philox_key"} & set(state)):
         raise CheckpointError(f"{where}: field 'rng_state' is not a random generator state saved by tinygan")
     try:  # cupy cannot restore its generator state: it re-seeds from (seed, iteration) instead
         gan.be.set_rng_state(str(arrays["rng_state"]), reseed=gan.config["seed"] * 1_000_003 + gan.iteration)

@@ -56,3 +56,35 @@ def integers(xp, key, first, high, n):
     used = -(-n // 4)
     w = blocks(xp, key, first, used)[:n].astype(xp.uint64)
     return ((w * xp.uint64(high)) >> 32).astype(xp.int64), used
+
+
+class Stream:
+    """A Philox generator on any array module: the key and the next unused block are its whole state."""
+
+    def __init__(self, xp, key, counter=0):
+        self.xp, self.key, self.counter = xp, int(key) & 0xFFFFFFFFFFFFFFFF, int(counter)
+
+    def random(self, out):
+        """Uniforms in [0, 1) written into out (float32 or float64)."""
+        u, used = uniform(self.xp, self.key, self.counter, out.size, out.dtype)
+        out[...] = u.reshape(out.shape)
+        self.counter += used
+        return out
+
+    def standard_normal(self, out):
+        """Standard normal samples written into out."""
+        z, used = normal(self.xp, self.key, self.counter, out.size, out.dtype)
+        out[...] = z.reshape(out.shape)
+        self.counter += used
+        return out
+
+    def integers(self, high, out):
+        """Integers in [0, high) written into out (int64)."""
+        k, used = integers(self.xp, self.key, self.counter, high, out.size)
+        out[...] = k.reshape(out.shape)
+        self.counter += used
+        return out
+
+    def state(self):
+        """{philox_key, counter}: the exact state."""
+        return {"philox_key": self.key, "counter": self.counter}
