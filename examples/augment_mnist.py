@@ -179,7 +179,7 @@ def main(argv=None):
           f"Test accuracy (%), mean ± std over seeds:\n\n{tab}\n\n"
           f"Runtime: {runtime:.0f} s on {where}; seconds per arm and seed: "
           + ", ".join(f"{a} {np.median(v):.0f}" for a, v in seconds.items()) + ".\n\nVerdict (computed from the "
-          f"numbers; paired by seed, 'better'/'worse' = mean difference beyond 2 standard errors):\n\n"
+          "numbers; paired by seed, 'better'/'worse' = mean difference beyond 2 standard errors):\n\n"
           + "\n".join(f"- {v}" for v in verdict) + "\n")
     print("\n" + tab + f"\n\nruntime {runtime:.0f}s on {where}\n" + "\n".join(verdict))
     raw = {"note": note, "setup": setup, "ns": args.n, "seeds": args.seeds, "steps": args.steps, "arms": arms,

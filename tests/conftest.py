@@ -24,3 +24,12 @@ def be64(request):
 def be32(request):
     """A float32 backend, the default for training."""
     return make_backend(request.param, "float32", seed=0)
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """The bundled test split only: no network, no user cache, no $TINYGAN_DATA, no full-set requirement."""
+    monkeypatch.setenv("TINYGAN_OFFLINE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("TINYGAN_DATA", raising=False)
+    monkeypatch.delenv("TINYGAN_REQUIRE_FULL", raising=False)

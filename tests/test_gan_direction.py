@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tinygan as tg
 from tinygan.gan import GAN, IMAGE, N_CLASSES, make_config
 
 from conftest import make_backend

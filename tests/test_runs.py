@@ -18,13 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--g-hidden", "32", "--d-hidden", "32", "--batch-size", "16"]
 
 
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    """The bundled test split only: no network, no user cache, no $TINYGAN_DATA."""
-    monkeypatch.setenv("TINYGAN_OFFLINE", "1")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("TINYGAN_DATA", raising=False)
-    monkeypatch.delenv("TINYGAN_REQUIRE_FULL", raising=False)
+pytestmark = pytest.mark.usefixtures("offline")  # the bundled test split only (conftest.py)
 
 
 def arrays(path):

@@ -28,12 +28,7 @@ train_ssl = load_script("train_ssl")
 
 
 
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    """The bundled test split only: no network, no user cache, no $TINYGAN_DATA."""
-    monkeypatch.setenv("TINYGAN_OFFLINE", "1")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("TINYGAN_DATA", raising=False)
+pytestmark = pytest.mark.usefixtures("offline")  # the bundled test split only (conftest.py)
 
 
 def arrays(path):

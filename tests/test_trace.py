@@ -16,12 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(g_hidden=[16], d_hidden=[16], batch_size=16, latent_dim=8)
 
 
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    """The bundled test split only: no network, no user cache, no $TINYGAN_DATA."""
-    monkeypatch.setenv("TINYGAN_OFFLINE", "1")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("TINYGAN_DATA", raising=False)
+pytestmark = pytest.mark.usefixtures("offline")  # the bundled test split only (conftest.py)
 
 
 def mnist():

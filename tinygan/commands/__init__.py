@@ -1,1 +1,19 @@
-"""The commands of `tinygan` (and of the scripts in examples/): train, sample, evaluate, report."""
+"""The commands of `tinygan` (and of the scripts in examples/): train, sample, evaluate, report, ssl."""
+from .. import cli
+from ..backend import BackendError
+from ..checkpoint import CheckpointError
+from ..data import MNISTDataError
+
+INTERRUPTED = "interrupted at once; every file written so far is complete (writes are atomic)"
+
+
+def guarded(command, argv, prog, interrupted=INTERRUPTED, also=()):
+    """command(argv, prog), with bad usage, data, checkpoints or disk as one line and exit 2 (Ctrl-C: 130)."""
+    try:
+        return command(argv, prog)
+    except (cli.UsageError, CheckpointError, MNISTDataError, BackendError) + tuple(also) as e:
+        cli.fail(prog, e)
+    except OSError as e:
+        cli.fail(prog, cli.write_error(e))
+    except KeyboardInterrupt:
+        cli.fail(prog, interrupted, code=130)

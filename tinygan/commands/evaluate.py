@@ -3,9 +3,8 @@ import json
 import os
 
 from .. import cli
-from ..backend import BackendError
+from . import guarded
 from ..checkpoint import CheckpointError, load_gan
-from ..data import MNISTDataError
 from ..evaluation import evaluate_gan, format_table
 from ..fileio import atomic_write
 from ..supervised import classification_accuracy
@@ -35,15 +34,7 @@ def parser(prog=None):
 
 def main(argv=None, prog=None):
     """Parse flags, score, print the table; every failure is one line and exit code 2. Returns the result."""
-    prog = cli.prog_name(prog, "evaluate.py")
-    try:
-        return evaluate(argv, prog)
-    except (cli.UsageError, CheckpointError, MNISTDataError, BackendError, ValueError) as e:
-        cli.fail(prog, e)
-    except OSError as e:
-        cli.fail(prog, cli.write_error(e))
-    except KeyboardInterrupt:
-        cli.fail(prog, "interrupted: nothing was written", code=130)
+    return guarded(evaluate, argv, cli.prog_name(prog, "evaluate.py"), "interrupted: nothing was written", also=(ValueError,))
 
 
 def evaluate(argv, prog):

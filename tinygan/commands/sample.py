@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import cli
-from ..backend import BackendError
+from . import guarded
 from ..checkpoint import CheckpointError, load_gan
 from ..data import SUMS
 from ..fileio import atomic_open, atomic_write, clean_temps
@@ -55,15 +55,8 @@ def parser(prog=None):
 
 def main(argv=None, prog=None):
     """Parse flags and write the samples; bad usage, checkpoints and write failures are one line and exit code 2."""
-    prog = cli.prog_name(prog, "sample.py")
-    try:
-        sample(argv, prog)
-    except (cli.UsageError, CheckpointError, BackendError) as e:
-        cli.fail(prog, e)
-    except OSError as e:
-        cli.fail(prog, cli.write_error(e))
-    except KeyboardInterrupt:
-        cli.fail(prog, "interrupted: no sample file was written (nothing is left half-written)", code=130)
+    guarded(sample, argv, cli.prog_name(prog, "sample.py"),
+            "interrupted: no sample file was written (nothing is left half-written)")
 
 
 def sample(argv, prog):

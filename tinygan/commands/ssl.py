@@ -11,10 +11,10 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import cli
+from . import guarded
 from ..augment import balanced_subset, experiment_split
-from ..backend import Backend, BackendError
+from ..backend import Backend
 from ..checkpoint import SSL_FIELDS, CheckpointError, check_fields, load_checkpoint, read_checkpoint, save_checkpoint
-from ..data import MNISTDataError
 from ..fileio import atomic_write
 from ..plots import plot_ssl_curves, save_grid
 from ..recognizer import export_recognizer
@@ -64,15 +64,7 @@ def parse_args(argv, prog=None):
 
 def main(argv=None, prog=None):
     """Parse flags and train; every failure of usage, data, checkpoint or disk is one line and exit code 2."""
-    prog = cli.prog_name(prog, "train_ssl.py")
-    try:
-        train(argv, prog)
-    except (cli.UsageError, CheckpointError, MNISTDataError, BackendError) as e:
-        cli.fail(prog, e)
-    except OSError as e:
-        cli.fail(prog, cli.write_error(e))
-    except KeyboardInterrupt:
-        cli.fail(prog, "interrupted at once; every file written so far is complete (writes are atomic)", code=130)
+    guarded(train, argv, cli.prog_name(prog, "train_ssl.py"))
 
 
 def read_ssl_checkpoint(path):

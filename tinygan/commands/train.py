@@ -8,7 +8,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import cli
-from ..backend import Backend, BackendError
+from . import guarded
+from ..backend import Backend
 from ..checkpoint import GAN_FIELDS, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from ..data import MNISTDataError, is_custom, load_mnist
 from ..dataset import Dataset
@@ -94,15 +95,7 @@ def parse_args(argv, prog=None):
 
 def main(argv=None, prog=None):
     """Parse flags and train; every failure of usage, data, checkpoint or disk is one line and exit code 2."""
-    prog = cli.prog_name(prog, "train_mnist.py")
-    try:
-        train(argv, prog)
-    except (cli.UsageError, CheckpointError, MNISTDataError, BackendError) as e:
-        cli.fail(prog, e)
-    except OSError as e:
-        cli.fail(prog, cli.write_error(e))
-    except KeyboardInterrupt:
-        cli.fail(prog, "interrupted at once; every file written so far is complete (writes are atomic)", code=130)
+    guarded(train, argv, cli.prog_name(prog, "train_mnist.py"))
 
 
 def train(argv, prog):
