@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package beside this script, installed or not
 import tinygan as tg  # noqa: E402
 from tinygan import augment, classifier, data  # noqa: E402
-from tinygan.cli import Parser, fail, positive, sizes  # noqa: E402
+from tinygan.cli import Parser, fail, names, positive, sizes  # noqa: E402
 from tinygan.dataset import Dataset  # noqa: E402
 from tinygan.experiment import (ARMS, evaluate, judge, plot, plot_error_vs_time, self_train, table,  # noqa: E402
                                 train_arm)
@@ -48,20 +48,11 @@ def gan_iterations(n):
     return int(2400 + n)  # 10: 2410, 50: 2450, 100: 2500, 500: 2900
 
 
-def arm_list(text):
-    """An argparse type: comma-separated arm names."""
-    arms = [a.strip() for a in text.split(",") if a.strip()]
-    unknown = [a for a in arms if a not in ARMS]
-    if unknown or not arms:
-        raise argparse.ArgumentTypeError(f"{text!r}: choose arms from {','.join(ARMS)}")
-    return arms
-
-
 def parse_args(argv=None):
     p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=sizes, default=list(NS), help="labelled digits per class, comma-separated (default: 10,50,100,500)")
     p.add_argument("--seeds", type=positive(int), default=3, help="seeds per n (subset, GAN and classifier)")
-    p.add_argument("--arms", type=arm_list, default=DEFAULT_ARMS, help=f"arms to run (default: {','.join(DEFAULT_ARMS)}; "
+    p.add_argument("--arms", type=names(ARMS, "real,ssl"), default=DEFAULT_ARMS, help=f"arms to run (default: {','.join(DEFAULT_ARMS)}; "
                    "'ssl' adds the semi-supervised GAN)")
     p.add_argument("--data", default=None,
                    help="folder with the MNIST files (default: shared/data/mnist beside the checkout if it exists, "

@@ -163,6 +163,7 @@ def test_randn_into_a_kept_array_allocates_nothing():
 def test_reuse_grows_and_hands_out_leading_rows():
     like, store = np.zeros(1, np.float32), {}
     a = reuse(store, "h", like, (8, 3))
+    assert a is store["h"] and reuse(store, "h", like, (8, 3)) is a, "no new view object per request"
     b = reuse(store, "h", like, (5, 3))
     assert b.shape == (5, 3) and np.shares_memory(a, b) and b.flags.c_contiguous
     c = reuse(store, "h", like, (12, 3))
@@ -236,3 +237,15 @@ def test_every_layer_writes_into_arrays_it_keeps(name):
     layer.backward(dout) if layer.forward(x) is not None else None
     peak, _ = transient_bytes(lambda: layer.backward(dout) if layer.forward(x) is not None else None)
     assert peak < 512 * n_in, f"{name}: {peak} bytes allocated by a forward and backward"
+
+
+@pytest.mark.parametrize("preset, overrides", [("seed", {}), ("seed", dict(conditional=True)),
+                                               ("deep", dict(conditional=True))])
+def test_a_step_computes_no_gradient_and_no_copy_it_does_not_use(preset, overrides):
+    config = make_config(preset, g_hidden=[16], d_hidden=[16], **overrides)
+    gan, B = GAN(config, tg.Backend("numpy", "float32", seed=0)), 8
+    gan.step(tg.Backend("numpy", seed=1).rand(B, 784), np.arange(B) % 10)
+    assert "dx" not in gan.G.layers[0].buffers, "G's update needs no dL/dz"
+    assert len(gan.D.layers[0].buffers["dx"]) == B, "D's input gradient is for G's update (B rows), not D's (2B rows)"
+    sees_labels = gan.D.layers[0].n_in > 784
+    assert ("d_in" in gan.buffers) == sees_labels, "G's output is copied only to append the one-hot labels"

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan.gan import GAN, IMAGE, N_CLASSES, PRESETS, Dataset, make_config
+from tinygan.gan import GAN, IMAGE, N_CLASSES, PRESETS, Dataset, make_config, mlp
 
 TINY = dict(g_hidden=[6], d_hidden=[5], latent_dim=3)
 
@@ -140,6 +140,14 @@ def test_labels_join_in_the_backend_dtype():
     gan = GAN(make_config("seed", conditional=True, **TINY), be)
     joined = gan.with_labels(be.randn(2, 3), be.xp.asarray([1, 2]))
     assert joined.dtype == np.float32 and joined.shape == (2, 13)
+    assert gan.eye.dtype == np.float32, "the one-hot rows are built in the backend dtype, not as float64 temporaries"
+
+
+def test_mlp_is_built_on_the_backend_it_is_given(be64):
+    acts = mlp([IMAGE], "relu", "tanh", be64)  # no Dense layer: only the be argument names the backend
+    assert repr(acts) == "Sequential(Tanh())"
+    assert acts.be is be64 and acts.flat_params.dtype == be64.dtype
+    assert mlp([3, 4, 2], "leaky", None, be64).be is be64
 
 
 def test_sample_draws_in_batches_of_1000_by_default():

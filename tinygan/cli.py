@@ -107,6 +107,16 @@ def sizes(text):
     return values
 
 
+def names(allowed, example):
+    """An argparse type: comma-separated names, each one of `allowed` (example: a valid list, for the message)."""
+    def parse(text):
+        given = [n.strip() for n in text.split(",") if n.strip()]
+        if not given or any(n not in allowed for n in given):
+            raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(allowed)} (several: {example})")
+        return given
+    return parse
+
+
 def add_threads(p):
     """The --threads flag: BLAS threads for the numpy backend (default 1: see README, Threads)."""
     p.add_argument("--threads", type=positive(int), default=1,

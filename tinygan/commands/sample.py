@@ -1,5 +1,4 @@
 """tinygan sample (also python examples/sample.py): digits from a checkpoint, streamed to disk chunk by chunk."""
-import argparse
 import contextlib
 import hashlib
 import os
@@ -21,22 +20,13 @@ FORMATS = ("png", "npy", "npz", "idx")
 CHUNK = 10000  # samples made and written at a time: memory stays near CHUNK x 3 kB however large --n is
 
 
-def formats(text):
-    """An argparse type: comma-separated output formats."""
-    names = [f.strip() for f in text.split(",") if f.strip()]
-    bad = [f for f in names if f not in FORMATS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(FORMATS)} (several: png,idx)")
-    return names
-
-
 def parser(prog=None):
     p = cli.Parser(prog=prog, description="Generate digits from a tinygan checkpoint.")
     p.add_argument("--checkpoint", required=True, metavar="PATH")
     p.add_argument("--n", type=cli.positive(int), default=64, help="number of samples")
     p.add_argument("--digit", type=int, choices=range(10), metavar="0-9",
                    help="conditional checkpoints only: generate only this digit")
-    p.add_argument("--format", type=formats, action="append", metavar="png,npy,npz,idx",
+    p.add_argument("--format", type=cli.names(FORMATS, "png,idx"), action="append", metavar="png,npy,npz,idx",
                    help="what to write (default png): png a grid of the first 100; npy float32 images in [0, 1]; "
                         "npz uint8 images and labels; idx MNIST-style IDX files and an MD5SUMS (give the folder to "
                         "tinygan train --data). Several: --format png,idx")
