@@ -15,7 +15,7 @@ import pytest
 import tinygan
 from tinygan import cli
 from tinygan.__main__ import main as tinygan_main
-from tinygan.commands import evaluate, sample, train
+from tinygan.commands import evaluate, sample, ssl, train
 from tinygan.data import read_sums
 from tinygan.idx import read_idx
 
@@ -228,13 +228,24 @@ def test_misleading_inputs_get_true_messages(tmp_path, capsys, cond_ckpt):
     assert "--json: " in line and "is a folder" in line
 
 
-def test_threads_flag_sets_the_blas_pool():
+@pytest.mark.parametrize("n", [2, 1])  # 2 first: the suite itself often runs with OPENBLAS_NUM_THREADS=1
+def test_threads_flag_sets_the_blas_pool(n):
     from threadpoolctl import threadpool_info
-    limits = cli.set_threads(1)
+    limits = cli.set_threads(n)
     try:
-        assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+        assert all(pool["num_threads"] == n for pool in threadpool_info() if pool["user_api"] == "blas")
     finally:
         limits.restore_original_limits()
+
+
+def test_every_command_applies_its_threads_flag(tmp_path, monkeypatch, cond_ckpt):
+    asked = []
+    monkeypatch.setattr(cli, "set_threads", asked.append)
+    train.main([*SMALL, "--iterations", "2", "--threads", "3", "--out", str(tmp_path / "t")])
+    sample.main(["--checkpoint", str(cond_ckpt), "--n", "4", "--threads", "4", "--out", str(tmp_path / "s")])
+    evaluate.main(["--checkpoint", str(cond_ckpt), "--n", "100", "--threads", "5"])
+    ssl.main(["--quick", "--threads", "6", "--out", str(tmp_path / "q")])
+    assert asked == [3, 4, 5, 6]
 
 
 # --- sample: what was asked, where expected, in bounded memory ---

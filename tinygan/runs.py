@@ -62,7 +62,10 @@ class Run:
                              "or choose another --out") from None
         f.seek(0)
         f.truncate()
-        f.write(f"process {os.getpid()}: {prog} {' '.join(sys.argv[1:])}".strip() + "\n")
+        args = sys.argv[1:]
+        if args[:1] == prog.split()[-1:]:  # `tinygan train ...`: prog already ends with the command's name
+            args = args[1:]
+        f.write(f"process {os.getpid()}: {prog} {' '.join(args)}".strip() + "\n")
         f.flush()
         self.lock = f
 
