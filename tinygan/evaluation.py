@@ -172,7 +172,7 @@ def evaluate_gan(gan, n=10000, data_dir=None, seed=0):
     """Score n samples of a GAN (each digit equally often if conditional), drawn from noise of its own seed."""
     requested = np.arange(n) % 10 if gan.config["conditional"] else None
     live_rng = gan.be.rng
-    gan.be.rng = type(gan.be)(gan.be.name, gan.be.dtype.name, seed).rng  # training's random stream stays untouched
+    gan.be.rng = gan.be.generator(seed)  # a generator of the same kind; training's random stream stays untouched
     try:
         images = gan.sample(n, requested)
     finally:
