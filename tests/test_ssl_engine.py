@@ -214,3 +214,13 @@ def test_average_of_d_and_classify():
     gan.D.train()
     assert np.array_equal(gan.classify(x_lab, average=False), ref)
     assert np.array_equal(gan.D.flat_params, trained) and gan.D.layers[0].training, "classify restores D"
+
+
+def test_feature_matching_reads_the_last_hidden_layer_after_its_relu(be64):
+    """The recipe matches D's last hidden ReLU output (before its noise), not a pre-activation nor the logits."""
+    gan = tiny_ssl(be64)
+    D, k = gan.D, gan.features
+    assert type(D.layers[k - 1]).__name__ == "ReLU" and type(D.layers[k]).__name__ == "GaussianNoise"
+    assert [type(layer).__name__ for layer in D.layers[k:]] == ["GaussianNoise", "WeightNormDense"]
+    f = D.forward(be64.rand(5, 784) - 0.5, upto=k)  # (5, 6): the last hidden width, rectified
+    assert f.shape == (5, 6) and bool((f >= 0).all())
