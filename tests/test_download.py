@@ -10,8 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from mnist_fakes import fake, isolated, names_in, write_set  # noqa: F401  (fake, isolated: fixtures)
+from mnist_fakes import names_in
 from tinygan import data, download
+
+pytestmark = pytest.mark.usefixtures("isolated")  # no user cache, no default mirror (conftest.py)
 
 
 # --- a local HTTP server: /ok/, /404/, /500/, /bad/, /trunc/, /hang/, /html/ prefixes ---
