@@ -19,6 +19,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared/data/mnist"
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
+
 def test_raw_files_are_checked_by_content(fake, tmp_path):
     d = write_set(tmp_path / "raw", fake, gz=False)
     assert data.find_mnist(d) == str(d)
@@ -30,6 +31,7 @@ def test_raw_files_are_checked_by_content(fake, tmp_path):
     os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
     with pytest.raises(data.ChecksumError, match="checksum mismatch"):
         data.load_mnist(data_dir=d)
+
 
 def test_a_folder_with_md5sums_is_a_set_of_its_own(tmp_path):
     d = tmp_path / "synthetic"
@@ -48,6 +50,7 @@ def test_a_folder_with_md5sums_is_a_set_of_its_own(tmp_path):
     with pytest.raises(data.ChecksumError, match="MD5SUMS"):
         data.load_mnist("train", data_dir=d)
 
+
 # --- stamps ---
 
 def test_stamp_skips_hash_until_file_changes(fake, tmp_path, monkeypatch):
@@ -64,6 +67,7 @@ def test_stamp_skips_hash_until_file_changes(fake, tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match="hashed again"):
         data.verify(p, "train-labels-idx1-ubyte")
 
+
 def test_stamp_goes_to_cache_when_dir_read_only(fake, tmp_path):
     d = write_set(tmp_path / "ro", fake)
     d.chmod(0o555)
@@ -74,6 +78,7 @@ def test_stamp_goes_to_cache_when_dir_read_only(fake, tmp_path):
     finally:
         d.chmod(0o755)
 
+
 def test_stamp_write_failure_is_harmless(fake, tmp_path, monkeypatch):
     d = write_set(tmp_path / "d", fake)
 
@@ -81,6 +86,7 @@ def test_stamp_write_failure_is_harmless(fake, tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied", str(path))
     monkeypatch.setattr(data, "_atomic_write", fail)
     assert data.find_mnist(d) == str(d)
+
 
 # --- offline fallback ---
 
@@ -96,14 +102,17 @@ def test_offline_fallback_to_bundled(split, capsys):
     assert ("TRAINING" in err[0]) == (split == "train")
     assert data.find_mnist() is None
 
+
 def test_download_false_falls_back(monkeypatch, capsys):
     monkeypatch.delenv("TINYGAN_OFFLINE")
     assert data.load_mnist(download=False, verbose=False)[0].shape == (10000, 28, 28)
     assert capsys.readouterr().err == ""
 
+
 def test_bundled_files_present():
     names = set(os.listdir(data.bundled_dir()))
     assert {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "README.md"} <= names
+
 
 # --- every error names the file and says what to do ---
 
@@ -113,6 +122,7 @@ def test_error_truncated(tmp_path):
     with pytest.raises(data.IDXFormatError, match="truncated") as e:
         data.read_idx(p)
     assert str(p) in str(e.value) and "download it again" in str(e.value)
+
 
 def test_error_wrong_magic(tmp_path):
     p = tmp_path / "train-labels-idx1-ubyte"
@@ -124,12 +134,14 @@ def test_error_wrong_magic(tmp_path):
     with pytest.raises(data.IDXFormatError, match="magic"):
         data.read_idx(p)
 
+
 def test_error_html_saved_as_gz(tmp_path):
     p = tmp_path / "train-images-idx3-ubyte.gz"
     p.write_bytes(b"\n<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head></html>")
     with pytest.raises(data.IDXFormatError, match="HTML page") as e:
         data.read_idx(p)
     assert str(p) in str(e.value)
+
 
 def test_error_corrupt_gzip(tmp_path):
     p = tmp_path / "x.gz"
@@ -138,11 +150,13 @@ def test_error_corrupt_gzip(tmp_path):
         data.read_idx(p)
     assert str(p) in str(e.value)
 
+
 def test_error_label_out_of_range(tmp_path):
     p = tmp_path / "t10k-labels-idx1-ubyte"
     p.write_bytes(idx([1, 2, 10]))
     with pytest.raises(data.IDXFormatError, match=r"label 10 at index 2, expected digits 0\.\.9"):
         data.read_idx(p)
+
 
 def test_error_checksum_mismatch(fake, tmp_path, monkeypatch):
     d = write_set(tmp_path / "d", fake)
@@ -150,6 +164,7 @@ def test_error_checksum_mismatch(fake, tmp_path, monkeypatch):
     with pytest.raises(data.ChecksumError, match="checksum mismatch") as e:
         data.load_mnist(data_dir=d)
     assert "t10k-labels-idx1-ubyte.gz" in str(e.value) and "0" * 32 in str(e.value)
+
 
 def test_error_missing_directory_and_files(fake, tmp_path, monkeypatch):
     with pytest.raises(data.DataNotFoundError, match="no such directory") as e:
@@ -161,6 +176,7 @@ def test_error_missing_directory_and_files(fake, tmp_path, monkeypatch):
     monkeypatch.setenv("TINYGAN_DATA", str(tmp_path / "gone"))
     with pytest.raises(data.DataNotFoundError, match=r"\$TINYGAN_DATA .*gone: no such directory"):
         data.load_mnist()
+
 
 def test_error_cache_not_writable(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "file"
@@ -174,10 +190,12 @@ def test_error_cache_not_writable(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.splitlines()
     assert x.shape[0] == 10000 and len(err) == 2 and "cannot write to the MNIST cache" in err[0]
 
+
 def test_exception_hierarchy():
     assert issubclass(data.IDXFormatError, data.MNISTDataError) and issubclass(data.IDXFormatError, ValueError)
     assert issubclass(data.ChecksumError, data.MNISTDataError)
     assert issubclass(data.DataNotFoundError, data.MNISTDataError)
+
 
 def test_scaling():
     x = np.array([0, 128, 255], np.uint8)
@@ -185,10 +203,12 @@ def test_scaling():
     np.testing.assert_allclose(data.to_unit(x), [0, 128 / 255, 1], rtol=1e-6)
     np.testing.assert_allclose(data.to_signed(x), [-1, 128 / 127.5 - 1, 1], rtol=1e-6, atol=1e-7)
 
+
 # --- property-based: the parser round-trips and fails only with IDXFormatError ---
 
 arrays = hnp.arrays(np.uint8, hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=6))
 fast = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
 
 @fast
 @given(a=arrays, gz=st.booleans())
@@ -197,6 +217,7 @@ def test_roundtrip(tmp_path, a, gz):
     p.write_bytes(gzip.compress(idx(a)) if gz else idx(a))
     b = data.read_idx(p)
     assert b.dtype == np.uint8 and b.shape == a.shape and np.array_equal(a, b)
+
 
 def raises_only_idx_error(tmp_path, blob, strict):
     """Read blob as a file; any failure must be IDXFormatError (and there must be one if strict)."""
@@ -208,7 +229,9 @@ def raises_only_idx_error(tmp_path, blob, strict):
         return
     assert not strict, "corrupt file was accepted"
 
+
 labels = hnp.arrays(np.uint8, st.integers(0, 40), elements=st.integers(0, 9))
+
 
 @fast
 @given(a=labels, gz=st.booleans(), cut=st.floats(0, 1, exclude_max=True))
@@ -216,10 +239,12 @@ def test_truncation_raises(tmp_path, a, gz, cut):
     blob = gzip.compress(idx(a)) if gz else idx(a)
     raises_only_idx_error(tmp_path, blob[: int(cut * len(blob))], strict=True)
 
+
 @fast
 @given(a=labels, gz=st.booleans(), junk=st.binary(min_size=1, max_size=20))
 def test_appended_junk_raises(tmp_path, a, gz, junk):
     raises_only_idx_error(tmp_path, (gzip.compress(idx(a)) if gz else idx(a)) + junk, strict=not gz)
+
 
 @fast
 @given(a=labels, gz=st.booleans(), flips=st.lists(st.tuples(st.integers(0, 11), st.integers(1, 255)), min_size=1, max_size=4))
@@ -229,11 +254,13 @@ def test_header_flips_raise_only_idx_error(tmp_path, a, gz, flips):
         blob[i % len(blob)] ^= x
     raises_only_idx_error(tmp_path, bytes(blob), strict=False)
 
+
 @fast
 @given(blob=st.one_of(st.binary(max_size=64), st.binary(max_size=64).map(lambda b: b"\x1f\x8b" + b),
                       st.binary(max_size=64).map(lambda b: b"\x00\x00\x08\x01" + b)))
 def test_random_bytes_raise_only_idx_error(tmp_path, blob):
     raises_only_idx_error(tmp_path, blob, strict=False)
+
 
 # --- the real thing, when the full data set sits beside the checkout ---
 
