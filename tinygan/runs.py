@@ -46,6 +46,18 @@ class Run:
             os.unlink(path)
         self.old = []
 
+    def begin(self, prog, config, resume=None, iteration=0):
+        """Start the run: its log so far (a resumed checkpoint's, up to its iteration), config.json and log.jsonl."""
+        records = []
+        if resume:  # the checkpoint's log up to the checkpoint; what came after it never happened
+            records, warning = read_log(os.path.join(os.path.dirname(resume) or ".", "log.jsonl"), iteration)
+            if warning:
+                print(f"{prog}: warning: {warning}", file=sys.stderr)
+        self.start()  # from here on the folder is this run's
+        atomic_write(os.path.join(self.out, "config.json"), lambda f: f.write(json.dumps(config, indent=2).encode()))
+        write_log(os.path.join(self.out, "log.jsonl"), records)
+        return records
+
     def _claim(self, prog):
         """Take the folder's lock, or raise UsageError naming the process that holds it."""
         if fcntl is None:

@@ -2,7 +2,6 @@
 
 The semi-supervised GAN's training loop, top to bottom: its discriminator becomes the recognizer.
 """
-import json
 import os
 import sys
 import time
@@ -15,10 +14,9 @@ from . import guarded
 from ..augment import balanced_subset, experiment_split
 from ..backend import Backend
 from ..checkpoint import SSL_FIELDS, CheckpointError, check_fields, load_checkpoint, read_checkpoint, save_checkpoint
-from ..fileio import atomic_write
 from ..plots import plot_ssl_curves, save_grid
 from ..recognizer import export_recognizer
-from ..runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite, read_log, write_log
+from ..runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite
 from ..ssl import DEFAULTS, SSLGAN, make_ssl_config
 
 # Flags that --resume accepts: they steer the run, not the model or its training.
@@ -110,14 +108,7 @@ def train(argv, prog):
         gan = SSLGAN(config, be)
         if args.resume:
             cli.named("--resume", CheckpointError, load_checkpoint, args.resume, gan, SSL_FIELDS)
-        records = []
-        if args.resume:  # the checkpoint's log up to the checkpoint; what came after it never happened
-            records, warning = read_log(os.path.join(os.path.dirname(args.resume) or ".", "log.jsonl"), gan.iteration)
-            if warning:
-                print(f"{prog}: warning: {warning}", file=sys.stderr)
-        run.start()  # from here on the folder is this run's
-        atomic_write(os.path.join(out, "config.json"), lambda f: f.write(json.dumps(config, indent=2).encode()))
-        write_log(os.path.join(out, "log.jsonl"), records)
+        records = run.begin(prog, config, args.resume, gan.iteration)
         print(note)
         loop(args, prog, config, gan, be, (x, y, x_test, y_test), out, records)
     finally:

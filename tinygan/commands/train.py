@@ -1,5 +1,4 @@
 """tinygan train (also python examples/train_mnist.py): train a GAN on MNIST. The training loop, top to bottom."""
-import json
 import os
 import sys
 import time
@@ -14,11 +13,10 @@ from ..checkpoint import GAN_FIELDS, CheckpointError, load_checkpoint, read_chec
 from ..data import MNISTDataError, is_custom, load_mnist
 from ..dataset import Dataset
 from ..evaluation import evaluate_gan, format_table
-from ..fileio import atomic_write
 from ..gan import GAN, PRESETS, make_config
 from ..plots import plot_curves, save_grid
 from ..report import draw_internals
-from ..runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite, read_log, write_log
+from ..runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite
 from ..trace import Tracer, load_trace_classifier
 
 # Flags that --resume accepts: they steer the run, not the model or its training.
@@ -130,14 +128,7 @@ def train(argv, prog):
         if args.resume:
             cli.named("--resume", CheckpointError, load_checkpoint, args.resume, gan)
         data = Dataset(images, labels, be, config["data_range"])
-        records = []
-        if args.resume:  # the checkpoint's log up to the checkpoint; what came after it never happened
-            records, warning = read_log(os.path.join(os.path.dirname(args.resume) or ".", "log.jsonl"), gan.iteration)
-            if warning:
-                print(f"{prog}: warning: {warning}", file=sys.stderr)
-        run.start()  # from here on the folder is this run's
-        atomic_write(os.path.join(out, "config.json"), lambda f: f.write(json.dumps(config, indent=2).encode()))
-        write_log(os.path.join(out, "log.jsonl"), records)
+        records = run.begin(prog, config, args.resume, gan.iteration)
         loop(args, prog, config, gan, data, be, out, records, eval_data, start)
     finally:
         run.close()
