@@ -79,7 +79,7 @@ def test_graph_replays_equal_eager_steps_and_never_synchronize(preset, condition
         gan.use_device_counters()
     step = cuda.GraphStep(graphed, data_g)
     step()  # the eager warm-up step, then the capture
-    with cupy.cuda.using_allocator(step.pool.malloc), cuda.use_gemm(step.gemm):
+    with cupy.cuda.using_allocator(step.pool.malloc), cuda.use_gemm(eager.be, step.gemm):
         eager.step(*data_e.sample(16))
     with cupyx_allow_synchronize(False):
         for _ in range(5):

@@ -47,6 +47,7 @@ class Backend:
         self.name, self.xp, self.dtype, self.seed, self.rng_kind = name, xp, xp.dtype(dtype), seed, rng
         self.rng = self.generator(seed)
         self.buffers = {}  # scratch arrays reused across calls (see reuse)
+        self.gemm = None  # while a CUDA graph is recorded: a matmul cuBLAS allows in capture (cuda.use_gemm)
 
     def generator(self, seed, counter=0):
         """A seeded generator: numpy's default_rng, or CuPy's RandomState (on the device: no host round trip);
@@ -146,6 +147,12 @@ class Backend:
 
     def zeros(self, *shape):
         return self.xp.zeros(shape, dtype=self.dtype)
+
+    def matmul(self, a, b, out):
+        """out = a @ b for 2-D arrays: the array module's matmul, or the capturable one a graph step installs."""
+        if self.gemm is not None:
+            return self.gemm(a, b, out)
+        return self.xp.matmul(a, b, out=out)
 
     def take_rows(self, a, idx, out):
         """out[i] = a[idx[i]] for in-range indices idx, written into out with no temporary."""

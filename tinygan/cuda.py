@@ -178,7 +178,7 @@ class GraphStep:
     def __call__(self):
         gan = self.gan
         if self.graph is None:
-            with cupy.cuda.using_allocator(self.pool.malloc), self.stream, use_gemm(self.gemm):
+            with cupy.cuda.using_allocator(self.pool.malloc), self.stream, use_gemm(gan.be, self.gemm):
                 self.stats = self._step()  # a real step, eager: compiles every kernel and makes every buffer
                 self.stream.synchronize()
                 host = (gan.iteration, gan.opt_d.t, gan.opt_g.t)  # capture runs the Python once, the GPU not at all
@@ -196,24 +196,14 @@ class GraphStep:
         return self.stats
 
 
-_gemm = None
-
-
 class use_gemm:
-    """Within `with use_gemm(g):`, backend.matmul sends CuPy products to g (capturable cuBLAS)."""
+    """Within `with use_gemm(be, g):`, be.matmul sends products to g (capturable cuBLAS) instead of CuPy's matmul."""
 
-    def __init__(self, gemm):
-        self.gemm = gemm
+    def __init__(self, be, gemm):
+        self.be, self.gemm = be, gemm
 
     def __enter__(self):
-        global _gemm
-        self.saved, _gemm = _gemm, self.gemm
+        self.saved, self.be.gemm = self.be.gemm, self.gemm
 
     def __exit__(self, *exc):
-        global _gemm
-        _gemm = self.saved
-
-
-def matmul(a, b, out):
-    """out = a @ b on the GPU: through the capturable Gemm inside a GraphStep, else CuPy's matmul."""
-    return _gemm(a, b, out) if _gemm is not None else cupy.matmul(a, b, out=out)
+        self.be.gemm = self.saved

@@ -54,7 +54,7 @@ class Dense(Layer):
     def forward(self, x):
         self.x = x  # x: (B, in); kept for dW
         y = self.buffer("y", x, (len(x), self.n_out))  # (B, out)
-        xp_of(x).matmul(x, self.W, out=y)
+        self.be.matmul(x, self.W, out=y)
         if "b" in self.params:
             y += self.b
         return y
@@ -63,7 +63,7 @@ class Dense(Layer):
         # dout: (B, out). y = xW + b  =>  dW = x^T dout, db = sum_B dout, dx = dout W^T
         xp = xp_of(dout)
         if param_grads:  # computed into scratch, then added: gradients of several backward calls add up
-            self.dW += xp.matmul(self.x.T, dout, out=self.buffer("dW_new", self.W, self.W.shape))
+            self.dW += self.be.matmul(self.x.T, dout, out=self.buffer("dW_new", self.W, self.W.shape))
             if "b" in self.params:
                 self.db += dout.sum(axis=0, out=self.buffer("db_new", self.b, self.b.shape))
         if not input_grad:
@@ -71,7 +71,7 @@ class Dense(Layer):
         dx = self.buffer("dx", dout, (len(dout), self.n_in))
         if self.n_out == 1:  # an outer product: numpy's matmul has no fast path for one inner dimension
             return xp.multiply(dout, self.W.T, out=dx)
-        return xp.matmul(dout, self.W.T, out=dx)
+        return self.be.matmul(dout, self.W.T, out=dx)
 
 
 class ReLU(Layer):

@@ -29,7 +29,7 @@ class WeightNormDense(Layer):
     def forward(self, x):
         self.x = x                                            # x: (B, in); kept for dV
         self.W = self.weight(x)                               # (in, out), the effective weights
-        y = xp_of(x).matmul(x, self.W, out=self.buffer("y", x, (len(x), self.n_out)))
+        y = self.be.matmul(x, self.W, out=self.buffer("y", x, (len(x), self.n_out)))
         y += self.b
         return y
 
@@ -39,7 +39,7 @@ class WeightNormDense(Layer):
         #   dg_j = sum_i dW_ij V_ij / n_j, dV = (g / n) (dW - V dg / n)
         xp = xp_of(dout)
         if param_grads:
-            dW = xp.matmul(self.x.T, dout, out=self.buffer("dW", self.V, self.V.shape))
+            dW = self.be.matmul(self.x.T, dout, out=self.buffer("dW", self.V, self.V.shape))
             t = xp.multiply(dW, self.V, out=self.buffer("t", self.V, self.V.shape))
             c = t.sum(axis=0, out=self.buffer("c", self.g, self.g.shape))
             c /= self.norm                                    # dL/dg, (out,)
@@ -51,7 +51,7 @@ class WeightNormDense(Layer):
             self.db += dout.sum(axis=0, out=self.buffer("db_new", self.b, self.b.shape))
         if not input_grad:
             return None
-        return xp.matmul(dout, self.W.T, out=self.buffer("dx", dout, (len(dout), self.n_in)))
+        return self.be.matmul(dout, self.W.T, out=self.buffer("dx", dout, (len(dout), self.n_in)))
 
     def init_from(self, x):
         """Data-dependent init: choose g and b so that this layer's outputs on x have mean 0 and std 1 per unit."""
