@@ -172,6 +172,8 @@ def test_example_help_prints_no_path_of_this_machine(script):
 @pytest.mark.parametrize("flags, words", [
     (["--aux", "0.3"], "--aux: the class head needs labels: add --conditional"),
     (["--conditional", "--aux", "0.3"], "the seed preset's D ends in a sigmoid"),
+    (["--cuda-graph"], "--cuda-graph: a CUDA graph runs on the GPU: add --backend cupy"),
+    (["--backend", "cupy", "--cuda-graph", "--trace"], "--cuda-graph: the tracer reads a step's internals"),
     (["--eval-n", "5"], "--eval-n: 5 samples are too few to score"),
     (["--beta2", "1"], "--beta2: 1 must be in [0, 1)"),
     (["--smooth", "0.3"], "--smooth: 0.3 must be in (0.5, 1]"),

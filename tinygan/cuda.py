@@ -179,16 +179,17 @@ class GraphStep:
         gan = self.gan
         if self.graph is None:
             with cupy.cuda.using_allocator(self.pool.malloc), self.stream, use_gemm(gan.be, self.gemm):
-                self.stats = self._step()  # a real step, eager: compiles every kernel and makes every buffer
+                stats = self._step()  # this call's step, eager: compiles every kernel and makes every buffer
                 self.stream.synchronize()
                 host = (gan.iteration, gan.opt_d.t, gan.opt_g.t)  # capture runs the Python once, the GPU not at all
                 self.stream.begin_capture()
                 try:
-                    self.stats = self._step()
+                    self.stats = self._step()  # the replays' statistics: these arrays are refilled by every launch
                 finally:
-                    self.graph = self.stream.end_capture()
-                gan.iteration, gan.opt_d.t, gan.opt_g.t = host
-            return self.stats
+                    graph = self.stream.end_capture()  # ends the capture whatever happened inside it
+                    gan.iteration, gan.opt_d.t, gan.opt_g.t = host
+                self.graph = graph  # only a capture that completed is ever launched
+            return stats
         self.graph.launch(cupy.cuda.get_current_stream())  # ordered with everything else on this stream
         gan.iteration += 1  # the host's counters; the device's were advanced inside the graph
         gan.opt_d.t += 1

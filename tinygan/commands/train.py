@@ -21,13 +21,17 @@ from ..trace import Tracer, load_trace_classifier
 
 # Flags that --resume accepts: they steer the run, not the model or its training.
 RUN_CONTROL = {"iterations", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every",
-               "checkpoint_every", "log_every", "eval", "eval_every", "eval_n", "trace", "trace_every", "resume"}
+               "checkpoint_every", "log_every", "eval", "eval_every", "eval_n", "trace", "trace_every", "resume",
+               "cuda_graph"}
 MIN_EVAL = 100  # fewer samples make the evaluation table meaningless
 
 
 def parser(prog=None):
     p = cli.Parser(prog=prog, description="Train a GAN on MNIST with tinygan.")
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="with --backend cupy: capture one iteration as a CUDA graph and replay it (draws from the "
+                        "Philox generator; experimental: not yet run on a GPU)")
     cli.add_threads(p)
     p.add_argument("--preset", choices=sorted(PRESETS), default="seed",
                    help="seed: the original 100-128-784 design; deep: the stronger LeakyReLU/tanh MLP")
@@ -76,6 +80,11 @@ def parse_args(argv, prog=None):
     given = p.given(argv)
     args.eval = args.eval or args.eval_every is not None or "eval_n" in given
     args.trace = args.trace or args.trace_every is not None
+    if args.cuda_graph and args.backend != "cupy":
+        p.error("argument --cuda-graph: a CUDA graph runs on the GPU: add --backend cupy")
+    if args.cuda_graph and args.trace:
+        p.error("argument --cuda-graph: the tracer reads a step's internals from the host, which a replayed graph "
+                "never returns to: drop --trace or --cuda-graph")
     if args.eval_n < MIN_EVAL:
         p.error(f"argument --eval-n: {args.eval_n} samples are too few to score (at least {MIN_EVAL}; 10000 for "
                 "published numbers)")
@@ -118,7 +127,7 @@ def train(argv, prog):
     cli.output_folder(out)
     run = Run(out, resume=args.resume, overwrite=args.overwrite, prog=prog)
     try:
-        be = Backend(args.backend, "float32", seed=config["seed"])
+        be = Backend(args.backend, "float32", seed=config["seed"], rng="philox" if args.cuda_graph else "default")
         images, labels = load_mnist("train", data_dir=args.data, fallback=False if args.require_full else None)
         if config["batch_size"] > len(images):
             raise cli.UsageError(f"--batch-size {config['batch_size']} is larger than the training set "
@@ -167,6 +176,12 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
             draw_internals(records, os.path.join(out, "internals.png"), note=trace_note)
             written.add("internals.png")
 
+    graph = None
+    if args.cuda_graph:  # one captured iteration, replayed; gan.step below stays the reference (tinygan/cuda.py)
+        from ..cuda import GraphStep
+        gan.use_device_counters()
+        graph = GraphStep(gan, data)
+
     # --- loop ---
     iterations, B = config["iterations"], config["batch_size"]
     source = f" from {args.data}{' (its own IDX set, checked against its MD5SUMS)' if eval_data is None else ''}" \
@@ -176,11 +191,21 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
     bar = tqdm(total=iterations, initial=gan.iteration, unit="it", dynamic_ncols=True)
     with bar, Signals() as stop:  # Ctrl-C / SIGTERM: finish this iteration, save, then stop
         while gan.iteration < iterations:
-            real, y = data.sample(B)
             traced = tracer and tracer.due(gan.iteration + 1)
-            if traced:
-                tracer.snapshot()  # parameters before the step, for the update ratios
-            stats = gan.step(real, y if cond else None)
+            if graph is not None:
+                try:
+                    stats = graph()  # samples the batch itself; the stats are device scalars, read at log points
+                except Exception as e:
+                    if graph.graph is not None:  # it had been captured: a real failure
+                        raise
+                    print(f"{prog}: CUDA graph capture failed ({type(e).__name__}: {e}); training without it")
+                    graph = None
+                    continue
+            else:
+                real, y = data.sample(B)
+                if traced:
+                    tracer.snapshot()  # parameters before the step, for the update ratios
+                stats = gan.step(real, y if cond else None)
             i = gan.iteration
             bar.update(1)
             last = i == iterations or stop.signum is not None
