@@ -18,3 +18,6 @@ timeout 240 python benchmarks/bench_step.py --backend cupy --presets seed,deep -
 # 4. the design's main command on the GPU, timed
 /usr/bin/time -f "%e s wall" timeout 200 python examples/train_mnist.py --backend cupy --preset deep --conditional \
     --out "$OUT/cond" 2>&1 | tr '\r' '\n' | grep -v "it/s" | tee "$OUT/train.txt" | tail -8
+# 5. the same with the captured step
+/usr/bin/time -f "%e s wall" timeout 200 python examples/train_mnist.py --backend cupy --cuda-graph --preset deep \
+    --conditional --out "$OUT/cond_graph" 2>&1 | tr '\r' '\n' | grep -v "it/s" | tee "$OUT/train_graph.txt" | tail -8
