@@ -86,3 +86,11 @@ def test_evaluate_reports_the_cas_of_a_conditional_checkpoint(tmp_path, monkeypa
     with pytest.raises(SystemExit) as e:
         evaluate.main(["--checkpoint", str(tmp_path / "plain" / "checkpoint.npz"), "--cas", "200"])
     assert e.value.code == 2 and "must be conditional" in capsys.readouterr().err
+
+
+def test_judge_ranks_arms_and_names_a_lone_arm_without_ranking_it():
+    results = {"10": {"real": [0.78, 0.77, 0.79], "ssl": [0.988, 0.987, 0.989]}}
+    line = experiment.judge(results, [10], 3, ["real", "ssl"])[0]
+    assert line == ("n=10: (e) semi-supervised GAN wins, 20.80 pts ahead of (a) real only (= 20.8x the larger std, "
+                    "1.00 pts); ssl +20.80 +- 0.12 pts vs real (better)")
+    assert experiment.judge(results, [10], 3, ["ssl"]) == ["n=10: (e) semi-supervised GAN 98.80% (the only arm run)"]

@@ -82,7 +82,10 @@ def judge(results, ns, seeds, arms):
     for n in ns:
         acc = {arm: np.array(results[str(n)][arm]) for arm in arms}
         ranked = sorted(arms, key=lambda a: -acc[a].mean())
-        best, second = ranked[0], ranked[1] if len(ranked) > 1 else ranked[0]
+        best, second = ranked[0], ranked[1] if len(ranked) > 1 else None
+        if second is None:  # one arm: nothing to rank it against
+            lines.append(f"n={n}: {ARMS[best]} {100 * acc[best].mean():.2f}% (the only arm run)")
+            continue
         gap = 100 * (acc[best].mean() - acc[second].mean())
         line = f"n={n}: {ARMS[best]} wins, {gap:.2f} pts ahead of {ARMS[second]}"
         if seeds > 1:
