@@ -92,5 +92,5 @@ def test_judge_ranks_arms_and_names_a_lone_arm_without_ranking_it():
     results = {"10": {"real": [0.78, 0.77, 0.79], "ssl": [0.988, 0.987, 0.989]}}
     line = experiment.judge(results, [10], 3, ["real", "ssl"])[0]
     assert line == ("n=10: (e) semi-supervised GAN wins, 20.80 pts ahead of (a) real only (= 20.8x the larger std, "
-                    "1.00 pts); ssl +20.80 +- 0.12 pts vs real (better)")
+                    "1.00 pts); ssl +20.80 +- 0.52 pts vs real (better)")
     assert experiment.judge(results, [10], 3, ["ssl"]) == ["n=10: (e) semi-supervised GAN 98.80% (the only arm run)"]
