@@ -183,7 +183,7 @@ def main(argv=None):
          f"MNIST with n labelled digits per class, {args.seeds} seed(s), {args.steps} classifier steps")
     written = "augment_results.md, augment_results.png, augment_results.json"
     if "ssl" in arms:  # the semi-supervised runs' test error against their training time
-        logs = {f"{10 * n} labels, seed {s}": read_log(os.path.join(ssl_runs, f"labels{10 * n}_seed{s}", "log.jsonl"))[0]
+        logs = {(10 * n, s): read_log(os.path.join(ssl_runs, f"labels{10 * n}_seed{s}", "log.jsonl"))[0]
                 for n in args.n for s in range(args.seeds)}
         plot_error_vs_time(logs, out / "ssl_error_vs_time.png")
         written += ", ssl_error_vs_time.png"

@@ -150,15 +150,16 @@ def evaluate(model, x_test, y_test):
 
 
 def plot_error_vs_time(runs, path, anchor=0.93):
-    """Test error (log) against training time for semi-supervised runs {label: log records}; written as PNG."""
+    """Test error (log) against training time for semi-supervised runs {(labels, seed): log records}, as PNG."""
     from matplotlib.figure import Figure
 
     from .fileio import atomic_write
     fig = Figure(figsize=(7.5, 4.8), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
-    for k, (name, records) in enumerate(sorted(runs.items())):
+    colours = {labels: f"C{k % 10}" for k, labels in enumerate(sorted({labels for labels, _ in runs}))}
+    for (labels, seed), records in sorted(runs.items()):  # a colour per label count, a line style per seed
         ax.plot([r["seconds"] / 3600 for r in records], [100 * r["test_err"] for r in records], lw=1.2,
-                color=f"C{k % 10}", label=name)
+                color=colours[labels], ls=("-", "--", ":", "-.")[seed % 4], label=f"{labels} labels, seed {seed}")
     ax.axhline(anchor, color="gray", ls="--", lw=1, label=f"published, 100 labels, 300 epochs ({anchor}%)")
     ax.set_yscale("log")
     ax.set_xlabel("training time (hours, this run's machine)")
