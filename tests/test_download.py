@@ -87,7 +87,7 @@ def test_download_plain(server, fake, tmp_path):
     d = data.download_mnist(tmp_path / "dl", mirrors=[server.url + "/ok/"], timeout=2, verbose=False)
     assert names_in(d) == sorted([n + ".gz" for n in data.ALL] + [f".{n}.gz.md5ok" for n in data.ALL])
     for n, b in fake.items():
-        np.testing.assert_array_equal(data.read_idx(d / (n + ".gz")), data.parse_idx(b, n, data._kind(n)))
+        np.testing.assert_array_equal(data.read_idx(d / (n + ".gz")), data.parse_idx(b, n, data.kind_of(n)))
     assert all(ua.startswith("tinygan/") for _, ua in server.log)
 
 

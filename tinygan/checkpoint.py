@@ -186,7 +186,7 @@ def load_gan(path, backend="numpy", seed=None):
         raise CheckpointError(f"checkpoint {path!r}: field 'config' describes no valid GAN ({e})") from None
     load_checkpoint(path, gan)
     if seed is not None:
-        gan.be.rng = Backend(backend, "float32", seed=seed).rng
+        gan.be.rng = gan.be.generator(seed)
     return gan
 
 

@@ -13,7 +13,6 @@ from .fileio import atomic_write
 from .idx import (DataNotFoundError, IDXFormatError, MNISTDataError, idx_bytes, kind_of, parse_idx,  # noqa: F401
                   read_bytes, read_idx, write_idx)
 
-_kind, _read_bytes = kind_of, read_bytes  # older names
 
 # Standard file names; each may be raw or gzipped (name + ".gz").
 FILES = {

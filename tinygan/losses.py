@@ -77,11 +77,12 @@ def unlabelled_loss(z, real):
     # real: softplus(-LSE(z)) (the recipe's -LSE + softplus(LSE), rearranged); generated: softplus(LSE(z))
     xp = xp_of(z)
     sign = -1.0 if real else 1.0
-    t = sign * log_sum_exp(z)                       # (B,)
+    lse = log_sum_exp(z)                            # (B,)
+    t = sign * lse
     sp = softplus(t)
     loss = sp.mean()
     # dL/dz = sign * sigmoid(t) * softmax(z) / B; sigmoid(t) = exp(t - softplus(t)) is exact in both tails
-    grad = xp.exp(z - log_sum_exp(z)[:, None])      # softmax(z), (B, K)
+    grad = xp.exp(z - lse[:, None])                 # softmax(z), (B, K)
     grad *= (sign / len(z)) * xp.exp(t - sp)[:, None]
     return loss, grad
 

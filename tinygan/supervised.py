@@ -56,7 +56,7 @@ def classification_accuracy(gan, n, data_dir=None, seed=0, epochs=CAS_EPOCHS):
     per_class = min(-(-n // 10), int(np.bincount(y, minlength=10).min()))
     labels = np.arange(10 * per_class) % 10                  # every digit equally often, as the real subset
     live = gan.be.rng
-    gan.be.rng = Backend(gan.be.name, gan.be.dtype.name, seed).rng  # its own noise: training's stream is untouched
+    gan.be.rng = gan.be.generator(seed)  # its own noise: training's stream is untouched
     try:
         fake = gan.sample(len(labels), labels)               # (n, 28, 28) in [0, 1]
     finally:
