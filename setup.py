@@ -3,5 +3,5 @@ from setuptools import find_packages, setup
 
 setup(
     packages=find_packages(include=["tinygan", "tinygan.*"]),
-    package_data={"tinygan": ["mnist_data/*.gz", "mnist_data/*.md", "weights/*.npz", "weights/*.json"]},
+    package_data={"tinygan.data": ["mnist_data/*.gz", "mnist_data/*.md"], "tinygan.models": ["weights/*.npz", "weights/*.json"]},
 )

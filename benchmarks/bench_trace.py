@@ -5,8 +5,8 @@ import common  # noqa: F401  (puts the checkout on sys.path)
 from common import load_train
 
 import tinygan as tg
-from tinygan.gan import GAN, Dataset, make_config
-from tinygan.trace import load_trace_classifier, measure_overhead
+from tinygan.models.gan import GAN, Dataset, make_config
+from tinygan.measure.trace import load_trace_classifier, measure_overhead
 
 
 def main():

@@ -9,7 +9,7 @@ import torch
 
 import common
 import tinygan as tg
-from tinygan.gan import GAN, make_config
+from tinygan.models.gan import GAN, make_config
 from torch_gan import TorchGAN, variants
 
 

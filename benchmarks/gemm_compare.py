@@ -10,7 +10,7 @@ import common  # noqa: F401  (puts the repo on sys.path)
 import numpy as np
 import torch
 
-from flops import step_gemms
+from common import step_gemms
 
 
 SETTLE_S = 0.2  # OpenBLAS and OpenMP worker threads spin for up to ~0.1 s after a call before sleeping

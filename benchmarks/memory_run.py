@@ -20,7 +20,7 @@ def main():
     args = p.parse_args()
 
     import tinygan as tg
-    from tinygan.gan import GAN, Dataset, make_config
+    from tinygan.models.gan import GAN, Dataset, make_config
     start = rss_mb()
     images, labels = common.load_train(args.data)
     config = make_config(args.preset, batch_size=args.batch)

@@ -91,8 +91,8 @@ def count_step(preset, batch, images, labels, whole_buffer_adam=False):
     (on the CPU it goes chunk by chunk, 12 ops per chunk).
     """
     import tinygan as tg
-    from tinygan.gan import GAN, Dataset, make_config
-    from tinygan.optim import Adam
+    from tinygan.models.gan import GAN, Dataset, make_config
+    from tinygan.engine.optim import Adam
     config = make_config(preset, batch_size=batch)
     be = tg.Backend("numpy", "float32", seed=0)
     chunk = Adam.cpu_chunk

@@ -46,7 +46,7 @@ def matmul_share(step, n):
 def profile_steps(preset, batch, images, labels, seconds=2.0, top=8):
     """{'ms_per_step', 'rows': [(function, ms per step own time, % of step, calls per step)], matmul share}."""
     import tinygan as tg
-    from tinygan.gan import GAN, Dataset, make_config
+    from tinygan.models.gan import GAN, Dataset, make_config
     config = make_config(preset, batch_size=batch)
     be = tg.Backend("numpy", "float32", seed=0)
     gan, data = GAN(config, be), Dataset(images, labels, be, config["data_range"])

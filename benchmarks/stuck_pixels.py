@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinygan as tg  # noqa: E402
-from tinygan.data import load_mnist  # noqa: E402
-from tinygan.gan import GAN, IMAGE, Dataset, make_config  # noqa: E402
+from tinygan.data.mnist import load_mnist  # noqa: E402
+from tinygan.models.gan import GAN, IMAGE, Dataset, make_config  # noqa: E402
 
 RARE, STUCK = 0.01, 0.99  # rare: lit in < 1% of real digits; stuck: lit in >= 99% of samples
 

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from tinygan.gan import IMAGE, make_config
+from tinygan.models.gan import IMAGE, make_config
 
 
 def mlp(sizes, act, out):

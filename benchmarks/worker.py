@@ -14,13 +14,13 @@ import time
 import common  # noqa: F401  (puts the repo on sys.path)
 import numpy as np
 
-from flops import FloorRunner, gemm_flops, square_gemm_rate, step_gemms
+from common import FloorRunner, gemm_flops, square_gemm_rate, step_gemms
 
 
 def tinygan_runner(preset, B, images, labels, backend):
     """(A zero-argument callable doing one tinygan iteration (sample a batch, GAN.step), its backend)."""
     import tinygan as tg
-    from tinygan.gan import GAN, Dataset, make_config
+    from tinygan.models.gan import GAN, Dataset, make_config
     config = make_config(preset, batch_size=B)
     be = tg.Backend(backend, "float32", seed=0)
     gan = GAN(config, be)
@@ -39,7 +39,7 @@ SETTLE_S = 0.2
 
 def adam_runner(preset, B, be):
     """Both Adam updates of a step (G's and D's), alone, on a GAN of their own: the optimizer's share."""
-    from tinygan.gan import GAN, make_config
+    from tinygan.models.gan import GAN, make_config
     gan = GAN(make_config(preset, batch_size=B), be)
     gan.G.flat_grads[...] = 1e-3  # any gradient: the update's cost does not depend on its values
     gan.D.flat_grads[...] = 1e-3
@@ -53,8 +53,8 @@ def adam_runner(preset, B, be):
 def tinygan_graph_runner(preset, B, images, labels):
     """One tinygan iteration replayed as a CUDA graph (Philox noise, device step counters, captured cuBLAS)."""
     import tinygan as tg
-    from tinygan import cuda
-    from tinygan.gan import GAN, Dataset, make_config
+    from tinygan.engine import cuda
+    from tinygan.models.gan import GAN, Dataset, make_config
     config = make_config(preset, batch_size=B)
     be = tg.Backend("cupy", "float32", seed=0, rng="philox")
     gan = GAN(config, be)

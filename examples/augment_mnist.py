@@ -19,17 +19,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package beside this script, installed or not
 import tinygan as tg  # noqa: E402
-from tinygan import augment, classifier, data  # noqa: E402
-from tinygan.cli import Parser, fail, names, positive, sizes  # noqa: E402
-from tinygan.dataset import Dataset  # noqa: E402
-from tinygan.experiment import (ARMS, evaluate, judge, plot, plot_error_vs_time, self_train, table,  # noqa: E402
+from tinygan.data import augment, mnist as data  # noqa: E402
+from tinygan.models import classifier
+from tinygan.run.cli import Parser, fail, names, positive, sizes  # noqa: E402
+from tinygan.data.dataset import Dataset  # noqa: E402
+from tinygan.measure.experiment import (ARMS, evaluate, judge, plot, plot_error_vs_time, self_train, table,  # noqa: E402
                                 train_arm)
-from tinygan.runs import read_log  # noqa: E402
-from tinygan.fileio import atomic_write  # noqa: E402
-from tinygan.gan import GAN, make_config  # noqa: E402
-from tinygan.plots import save_grid  # noqa: E402
+from tinygan.run.runs import read_log  # noqa: E402
+from tinygan.run.fileio import atomic_write  # noqa: E402
+from tinygan.models.gan import GAN, make_config  # noqa: E402
+from tinygan.run.plots import save_grid  # noqa: E402
 from tinygan.commands import ssl as train_ssl  # noqa: E402  (arm (e) runs the one semi-supervised training loop)
-from tinygan.recognizer import load_recognizer  # noqa: E402
+from tinygan.models.recognizer import load_recognizer  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # checkout-side copy, if any
 NS = (10, 50, 100, 500)

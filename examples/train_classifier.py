@@ -1,4 +1,4 @@
-"""Train the MNIST classifier used for GAN evaluation and ship its weights (tinygan/weights/classifier.npz)."""
+"""Train the MNIST classifier used for GAN evaluation and ship its weights (tinygan/models/weights/classifier.npz)."""
 import datetime
 import json
 import math
@@ -12,9 +12,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package beside this script, installed or not
 import tinygan as tg  # noqa: E402
-from tinygan import classifier, data  # noqa: E402
-from tinygan.classifier import accuracy  # noqa: E402
-from tinygan.cli import Parser, fail, positive  # noqa: E402
+from tinygan.models import classifier  # noqa: E402
+from tinygan.data import mnist as data
+from tinygan.models.classifier import accuracy  # noqa: E402
+from tinygan.run.cli import Parser, fail, positive  # noqa: E402
 
 WEIGHTS = Path(tg.__file__).resolve().parent / "weights" / "classifier.npz"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # checkout-side copy, if any
@@ -30,7 +31,7 @@ def parse_args(argv=None):
                         "else --data's usual lookup: $TINYGAN_DATA, the user cache, a download)")
     p.add_argument("--out", default=str(WEIGHTS),
                    help="weights file to write (.npz; a .json recipe goes beside it; default: the shipped "
-                        "tinygan/weights/classifier.npz)")
+                        "tinygan/models/weights/classifier.npz)")
     p.add_argument("--batch", type=positive(int), default=128)
     p.add_argument("--lr", type=positive(float), default=1e-3)
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])

@@ -4,8 +4,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from tinygan import data
-from tinygan.backend import Backend, BackendError
+from tinygan.data import mnist as data
+from tinygan.engine.backend import Backend, BackendError
 
 BACKENDS = ["numpy", "cupy"]
 

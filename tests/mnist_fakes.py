@@ -2,7 +2,7 @@
 import gzip
 import os
 
-from tinygan import data
+from tinygan.data import mnist as data
 
 idx = data.idx_bytes
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygan import augment
+from tinygan.data import augment
 
 ROOT = Path(__file__).resolve().parents[1]
 

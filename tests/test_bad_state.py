@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from run_helpers import SMALL, arrays, fails
-from tinygan import runs
+from tinygan.run import runs
 from tinygan.commands import evaluate, sample, train
-from tinygan.gan import GAN
+from tinygan.models.gan import GAN
 
 pytestmark = pytest.mark.usefixtures("offline")  # the bundled test split only (conftest.py)
 
@@ -91,9 +91,9 @@ def test_a_full_disk_during_sampling_leaves_nothing(tmp_path, capsys, monkeypatc
 
 
 def test_evaluate_gan_scores_on_the_gans_own_backend(monkeypatch):
-    from tinygan import evaluation
-    from tinygan.backend import Backend
-    from tinygan.gan import make_config
+    from tinygan.measure import evaluation
+    from tinygan.engine.backend import Backend
+    from tinygan.models.gan import make_config
     gan = GAN(make_config("seed", g_hidden=[16], d_hidden=[16]), Backend("numpy", "float64", seed=3))
     seen = []
     real = evaluation._features
@@ -103,7 +103,7 @@ def test_evaluate_gan_scores_on_the_gans_own_backend(monkeypatch):
 
 
 def test_the_run_machinery_serves_another_training_script(tmp_path):
-    """What a second script (e.g. a semi-supervised trainer counting epochs) reuses from tinygan.runs."""
+    """What a second script (e.g. a semi-supervised trainer counting epochs) reuses from tinygan.run.runs."""
     out = tmp_path / "ssl"
     out.mkdir()
     (out / "log.jsonl").write_text('{"iter": 5}\n')

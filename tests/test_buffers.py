@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan.backend import reuse
-from tinygan.gan import GAN, Dataset, make_config
+from tinygan.engine.backend import reuse
+from tinygan.models.gan import GAN, Dataset, make_config
 
 # A temporary of a (B, n) float32 activation costs 4 n bytes per batch row. A step may still allocate
 # per-sample columns (the drawn labels, their one-hot rows, the loss's (2B, 1) columns) and numpy's

@@ -4,8 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygan import classifier, data, evaluation
-from tinygan.backend import Backend
+from tinygan.models import classifier
+from tinygan.data import mnist as data
+from tinygan.measure import evaluation
+from tinygan.engine.backend import Backend
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # full MNIST beside the checkout, if any
 DATA_DIR = str(SHARED) if SHARED.is_dir() else None  # None: the bundled t10k split (always shipped)

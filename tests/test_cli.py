@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 import tinygan
-from tinygan import cli
+from tinygan.run import cli
 from tinygan.__main__ import main as tinygan_main
 from tinygan.commands import evaluate, sample, ssl, train
-from tinygan.data import read_sums
-from tinygan.idx import read_idx
+from tinygan.data.mnist import read_sums
+from tinygan.data.idx import read_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--g-hidden", "32", "--d-hidden", "32", "--batch-size", "16"]
@@ -114,8 +114,8 @@ def test_public_api_has_one_line_docstrings():
         assert doc and "\n" not in doc.strip(), f"tinygan.{name} needs a one-line docstring"
 
 
-def test_no_import_cycle():
-    """Every import between tinygan's modules (top-level or inside a function) points one way."""
+def import_graph():
+    """{module: modules of tinygan it imports}, from every import between tinygan's modules (top-level or inside a function)."""
     graph = {}
     for path in (ROOT / "tinygan").rglob("*.py"):
         parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -130,7 +130,17 @@ def test_no_import_cycle():
                     deps.add(".".join(base + node.module.split(".")))
                 else:            # from . import x: module x
                     deps |= {".".join(base + [a.name]) for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "tinygan":
+                deps.add(node.module)
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.split(".")[0] == "tinygan"}
         graph[".".join(parts)] = deps
+    return graph
+
+
+def test_no_import_cycle():
+    """Every import between tinygan's modules points one way."""
+    graph = import_graph()
 
     def visit(mod, stack):
         assert mod not in stack, f"import cycle: {' -> '.join(stack + [mod])}"
@@ -138,7 +148,39 @@ def test_no_import_cycle():
             visit(dep, stack + [mod])
     for mod in graph:
         visit(mod, [])
-    assert "tinygan.classifier" in graph["tinygan.evaluation"]  # the walk sees the imports it guards
+    assert "tinygan.models.classifier" in graph["tinygan.measure.evaluation"]  # the walk sees the imports it guards
+
+
+# The folders from the bottom up: a module may import its own folder and the folders below it, never one above.
+LAYERS = ["engine", "run", "data", "models", "measure", "commands"]
+
+
+def test_imports_run_downward():
+    """engine imports nothing else of tinygan; every other folder only its own and those below it (README, Layout)."""
+    def layer(mod):
+        parts = mod.split(".")
+        return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else len(LAYERS)  # tinygan itself: the top
+    graph = import_graph()
+    assert set(LAYERS) == {p.name for p in (ROOT / "tinygan").iterdir() if (p / "__init__.py").exists()}
+    for mod, deps in graph.items():
+        for dep in deps:
+            assert dep.startswith("tinygan"), f"{mod} imports {dep}, outside tinygan"
+            assert layer(dep) <= layer(mod), f"{mod} imports {dep}: an import up the layers {LAYERS}"
+    assert "tinygan.engine.backend" in graph["tinygan.models.gan"]  # the walk sees the imports it guards
+
+
+def test_engine_snippet_runs_on_the_engine_folder_alone(tmp_path):
+    """README's "engine in 15 lines", with tinygan/engine/ copied alone as a package: no other file is needed."""
+    text = (ROOT / "README.md").read_text()
+    code = text.split("## The engine in 15 lines", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert "import tinygan as tg" in code
+    shutil.copytree(ROOT / "tinygan" / "engine", tmp_path / "engine", ignore=shutil.ignore_patterns("__pycache__"))
+    code = code.replace("import tinygan as tg", "import engine as tg")
+    code += "\nimport sys\nassert not [m for m in sys.modules if m.startswith('tinygan')], 'tinygan was imported'\n"
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert "loss" in r.stdout and "|grad|" in r.stdout
 
 
 # --- the command: help, errors, exit codes ---
@@ -218,7 +260,7 @@ def test_misleading_inputs_get_true_messages(tmp_path, capsys, cond_ckpt):
     assert "is JSON text, not a tinygan checkpoint" in line and "pickle" not in line
     line = exits(evaluate.main, ["--checkpoint", str(run / "curves.png")], capsys)
     assert "is a PNG image, not a tinygan checkpoint" in line and "pickle" not in line
-    gz = Path(tinygan.data.bundled_dir()) / "t10k-images-idx3-ubyte.gz"
+    gz = Path(tinygan.data.mnist.bundled_dir()) / "t10k-images-idx3-ubyte.gz"
     line = exits(train.main, ["--data", str(gz), "--out", str(tmp_path / "o")], capsys)
     assert f"--data {gz} is a file: pass the folder that holds the IDX files ({gz.parent})" in line
     (tmp_path / "afile").write_text("x")

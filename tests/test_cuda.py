@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan import philox
-from tinygan.backend import Backend, BackendError
+from tinygan.engine import philox
+from tinygan.engine.backend import Backend, BackendError
 
 try:
     Backend("cupy")
@@ -13,9 +13,9 @@ except BackendError as e:
 
 import cupy  # noqa: E402
 
-from tinygan import cuda  # noqa: E402
-from tinygan.dataset import Dataset  # noqa: E402
-from tinygan.gan import GAN, make_config  # noqa: E402
+from tinygan.engine import cuda  # noqa: E402
+from tinygan.data.dataset import Dataset  # noqa: E402
+from tinygan.models.gan import GAN, make_config  # noqa: E402
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

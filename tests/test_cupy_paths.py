@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-import tinygan.backend as backend
-from tinygan.backend import Backend, BackendError
+import tinygan.engine.backend as backend
+from tinygan.engine.backend import Backend, BackendError
 
 
 class DeviceArray(np.ndarray):
@@ -175,7 +175,7 @@ def test_adam_on_the_gpu_updates_whole_buffers_and_saves_host_arrays(cupy):
 def test_a_training_step_runs_on_the_device_arrays(cupy):
     cupy()
     be = Backend("cupy", "float32", seed=0)
-    from tinygan.gan import GAN, IMAGE, make_config
+    from tinygan.models.gan import GAN, IMAGE, make_config
     gan = GAN(make_config("deep", conditional=True, g_hidden=[8], d_hidden=[8], latent_dim=4), be)
     stats = gan.step(be.rand(6, IMAGE) * 2 - 1, be.randint(10, 6))
     assert all(np.isfinite(float(v)) for v in stats.values())

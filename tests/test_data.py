@@ -1,4 +1,4 @@
-"""Tests for tinygan.data: IDX parsing, checksums and stamps, mirrors on a local server, fallback."""
+"""Tests for tinygan.data.mnist: IDX parsing, checksums and stamps, mirrors on a local server, fallback."""
 import gzip
 import hashlib
 import os
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mnist_fakes import idx, names_in, write_set
-from tinygan import data
+from tinygan.data import mnist as data
 
 pytestmark = pytest.mark.usefixtures("isolated")  # no user cache, no network (conftest.py)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import BACKENDS, make_backend
-from tinygan.gan import GAN, Dataset, make_config
+from tinygan.models.gan import GAN, Dataset, make_config
 
 
 def small(name, preset):

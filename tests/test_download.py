@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mnist_fakes import names_in
-from tinygan import data, download
+from tinygan.data import mnist as data, download
 
 pytestmark = pytest.mark.usefixtures("isolated")  # no user cache, no default mirror (conftest.py)
 

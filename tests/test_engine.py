@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan.backend import Backend, BackendError
+from tinygan.engine.backend import Backend, BackendError
 
 
 def test_unknown_backend_is_a_clear_error():
@@ -141,7 +141,7 @@ def test_default_backend_is_numpy_float32_seed_0():
     assert (be.name, be.dtype, be.seed) == ("numpy", np.float32, 0) and repr(be) == "Backend('numpy', dtype='float32', seed=0)"
     assert np.array_equal(be.rand(5), ref), "the default stream is numpy's default_rng(0)"
     try:
-        import tinygan.backend as backend
+        import tinygan.engine.backend as backend
         backend._current = None
         assert np.array_equal(tg.get_backend().rand(5), ref), "get_backend() before set_backend() is seed 0"
         assert np.array_equal(tg.set_backend().rand(5), ref)
@@ -186,7 +186,7 @@ def test_take_rows_and_to_host_copy():
 
 
 def test_gan_prob_is_the_sigmoid_of_the_logit(be64):
-    from tinygan.gan import GAN, make_config
+    from tinygan.models.gan import GAN, make_config
     gan = GAN(make_config("seed", g_hidden=[4], d_hidden=[4], latent_dim=2), be64)
     z = be64.asarray([[-30.0], [-2.0], [0.0], [1.5], [30.0]])
     np.testing.assert_allclose(be64.to_host(gan.prob(z)), 1 / (1 + np.exp(-be64.to_host(z))), rtol=1e-14)
@@ -242,7 +242,7 @@ def test_set_backend_passes_its_arguments():
 
 
 def test_xp_of_accepts_arrays_only():
-    import tinygan.backend as backend
+    import tinygan.engine.backend as backend
     assert backend.xp_of(np.zeros(2)) is np and backend.xp_of(np.float32(1)) is np
     with pytest.raises(TypeError, match="expected a numpy or cupy array, got NoneType"):
         backend.xp_of(None)

@@ -2,8 +2,9 @@
 import numpy as np
 
 import tinygan as tg
-from tinygan import experiment
-from tinygan.supervised import classification_accuracy_score, fit, shuffled
+from tinygan.measure import experiment
+from tinygan.models import classifier
+from tinygan.measure.supervised import classification_accuracy_score, fit, shuffled
 
 
 def blobs(n, seed=0):
@@ -46,7 +47,7 @@ def test_pseudo_labels_are_confident_and_balanced():
     counts = np.bincount(guess, minlength=10)
     assert len(keep) > 0 and (counts == counts[0]).all(), "the same number of each digit"
     assert (guess == y[keep]).mean() > 0.95
-    probs = tg.classifier.predict(model, x[keep].astype(np.float32) / 255)[0]
+    probs = classifier.predict(model, x[keep].astype(np.float32) / 255)[0]
     assert probs.max(axis=1).min() >= 0.9
 
 

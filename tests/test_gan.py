@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan.gan import GAN, IMAGE, N_CLASSES, PRESETS, Dataset, make_config, mlp
+from tinygan.models.gan import GAN, IMAGE, N_CLASSES, PRESETS, Dataset, make_config, mlp
 
 TINY = dict(g_hidden=[6], d_hidden=[5], latent_dim=3)
 

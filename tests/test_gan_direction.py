@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygan.gan import GAN, IMAGE, N_CLASSES, make_config
+from tinygan.models.gan import GAN, IMAGE, N_CLASSES, make_config
 
 from conftest import make_backend
 
@@ -20,7 +20,7 @@ MODES = {
 }
 
 
-BUNDLED = Path(__file__).resolve().parents[1] / "tinygan" / "mnist_data"
+BUNDLED = Path(__file__).resolve().parents[1] / "tinygan" / "data" / "mnist_data"
 
 
 def digits(B):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan.backend import BackendError
-from tinygan.gan import GAN, IMAGE, N_CLASSES, make_config
+from tinygan.engine.backend import BackendError
+from tinygan.models.gan import GAN, IMAGE, N_CLASSES, make_config
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed: the GAN oracle needs `pip install torch`")
 import torch._dynamo  # noqa: E402,F401  (the first optimizer step imports it, ~4 s: done here, forked test runs share it)

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan.gradcheck import GradcheckError, check_loss, check_module, gradcheck, numerical_grad, unravel
-from tinygan.layers import Layer
+from tinygan.engine.gradcheck import GradcheckError, check_loss, check_module, gradcheck, numerical_grad, unravel
+from tinygan.engine.layers import Layer
 
 
 def linear(be, c):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan.gradcheck import check_loss, check_module
+from tinygan.engine.gradcheck import check_loss, check_module
 
 SEEDS = [0, 1, 2]
 ACTIVATIONS = [tg.ReLU, lambda: tg.LeakyReLU(0.2), tg.Sigmoid, tg.Tanh]
@@ -111,7 +111,7 @@ def test_dropout_with_a_fixed_mask(be64, seed):
 
 
 def test_sigmoid_is_exact_in_both_tails(be64):
-    from tinygan.losses import sigmoid
+    from tinygan.engine.losses import sigmoid
     xs = np.array([[-700.0, -40.0, -17.0, -1.0, 0.0, 1.0, 17.0, 40.0, 700.0]])
     x, want = be64.asarray(xs), 1 / (1 + np.exp(-xs))  # 1 / (1 + exp(-x)) is exact in float64 for |x| <= 700
     layer = tg.Sigmoid()
@@ -196,7 +196,7 @@ def test_wrong_parameter_gradient_is_caught(be64):
 @pytest.mark.parametrize("aux", [0.0, 0.7], ids=["concat", "acgan"])
 def test_conditional_gan_losses(be64, aux):
     """The conditional D loss (one-hot input, or AC-GAN class logits) has the gradient it claims."""
-    from tinygan.gan import GAN, make_config
+    from tinygan.models.gan import GAN, make_config
     gan = GAN(make_config("deep", conditional=True, aux=aux, g_hidden=[6], d_hidden=[5], latent_dim=3), be64)
     out = be64.randn(7, gan.D.layers[-1].n_out) * 2
     labels, target = be64.randint(10, 7), be64.rand(7, 1)

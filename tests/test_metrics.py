@@ -1,8 +1,8 @@
-"""Hand-checkable cases for tinygan.metrics."""
+"""Hand-checkable cases for tinygan.measure.metrics."""
 import numpy as np
 import pytest
 
-from tinygan import metrics
+from tinygan.measure import metrics
 
 
 def _rand_cov(rng, d):

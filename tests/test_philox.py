@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tinygan import philox
+from tinygan.engine import philox
 
 # Known-answer vectors of Philox4x32-10 (Random123's kat_vectors): counter words, key words -> output words.
 KAT = [

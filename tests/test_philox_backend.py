@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from conftest import BACKENDS
-from tinygan import philox
-from tinygan.backend import Backend, BackendError
-from tinygan.checkpoint import load_checkpoint, save_checkpoint
-from tinygan.gan import GAN, Dataset, make_config
+from tinygan.engine import philox
+from tinygan.engine.backend import Backend, BackendError
+from tinygan.models.checkpoint import load_checkpoint, save_checkpoint
+from tinygan.models.gan import GAN, Dataset, make_config
 
 
 def philox_backend(name, dtype="float32", seed=5):

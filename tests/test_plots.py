@@ -1,4 +1,4 @@
-"""Grid arithmetic and PNG output of tinygan.plots."""
+"""Grid arithmetic and PNG output of tinygan.run.plots."""
 import os
 
 import matplotlib.image as mpimg
@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from tinygan import plots
+from tinygan.run import plots
 
 PNG_SIG = b"\x89PNG\r\n\x1a\n"
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from run_helpers import SMALL, arrays, fails, same_state
-from tinygan import runs
+from tinygan.run import runs
 from tinygan.commands import train
-from tinygan.gan import GAN
+from tinygan.models.gan import GAN
 
 ROOT = Path(__file__).resolve().parents[1]
 

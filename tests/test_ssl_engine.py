@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan.gradcheck import check_loss, check_module
-from tinygan.losses import feature_matching, log_sum_exp, unlabelled_loss
-from tinygan.ssl import SSLGAN, make_ssl_config
+from tinygan.engine.gradcheck import check_loss, check_module
+from tinygan.engine.losses import feature_matching, log_sum_exp, unlabelled_loss
+from tinygan.models.ssl import SSLGAN, make_ssl_config
 
 SEEDS = [0, 1, 2]
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan.ssl import SSLGAN, make_ssl_config
+from tinygan.models.ssl import SSLGAN, make_ssl_config
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed: the oracle tests need `pip install torch`")
 F = torch.nn.functional

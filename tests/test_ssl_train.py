@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan.recognizer import RecognizerError, load_recognizer, read_digits
+from tinygan.models.recognizer import RecognizerError, load_recognizer, read_digits
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--quick", "--labels", "20"]
@@ -48,9 +48,9 @@ def test_quick_run_writes_everything_and_the_recognizer_reads_digits(tmp_path, c
     model, info = load_recognizer(out / "recognizer.npz", tg.Backend("numpy", "float32", 0))
     assert info["labels"] == 20 and info["sizes"] == [784, 64, 32, 10]
     # the exported plain MLP reads the same digits as the averaged D it came from
-    from tinygan.augment import experiment_split
-    from tinygan.checkpoint import load_checkpoint, read_checkpoint
-    from tinygan.ssl import SSLGAN
+    from tinygan.data.augment import experiment_split
+    from tinygan.models.checkpoint import load_checkpoint, read_checkpoint
+    from tinygan.models.ssl import SSLGAN
     _, _, x_test, y_test, _ = experiment_split()
     images = x_test[:300].astype(np.float32) / 255
     config = read_checkpoint(out / "checkpoint.npz")[1]
@@ -74,7 +74,7 @@ def test_resume_is_bit_identical(tmp_path):
 
 
 def test_a_signal_mid_epoch_saves_and_the_resume_is_exact(tmp_path, monkeypatch, capsys):
-    from tinygan.ssl import SSLGAN
+    from tinygan.models.ssl import SSLGAN
     train_ssl.main([*QUICK, "--out", str(tmp_path / "full")])
     step = SSLGAN.step
 

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygan.backend import Backend
-from tinygan.data import load_mnist, to_unit
-from tinygan.gan import GAN, PRESETS, Dataset, make_config
-from tinygan.report import draw_internals
-from tinygan.trace import BINS, Tracer, load_trace_classifier, measure_overhead
+from tinygan.engine.backend import Backend
+from tinygan.data.mnist import load_mnist, to_unit
+from tinygan.models.gan import GAN, PRESETS, Dataset, make_config
+from tinygan.run.report import draw_internals
+from tinygan.measure.trace import BINS, Tracer, load_trace_classifier, measure_overhead
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(g_hidden=[16], d_hidden=[16], batch_size=16, latent_dim=8)

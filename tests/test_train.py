@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygan import checkpoint
-from tinygan.data import read_idx
-from tinygan.gan import GAN
+from tinygan.models import checkpoint
+from tinygan.data.mnist import read_idx
+from tinygan.models.gan import GAN
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--g-hidden", "32", "--d-hidden", "32", "--batch-size", "16"]

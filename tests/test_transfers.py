@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygan as tg
-from tinygan.gan import GAN, Dataset, make_config
+from tinygan.models.gan import GAN, Dataset, make_config
 
 
 class DeviceArray(np.ndarray):

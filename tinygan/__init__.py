@@ -1,18 +1,18 @@
 """tinygan: a GAN engine with hand-written backward passes on NumPy (CPU) or CuPy (GPU)."""
-from .backend import Backend, BackendError, get_backend, set_backend
-from .checkpoint import CheckpointError, load_checkpoint, load_gan, save_checkpoint
-from .data import MNISTDataError, load_mnist
-from .dataset import Dataset
-from .evaluation import evaluate_gan, evaluate_images
-from .gan import GAN, PRESETS, make_config
-from .gradcheck import GradcheckError, check_loss, check_module, gradcheck
-from .idx import read_idx, write_idx
-from .layers import Dense, Dropout, GaussianNoise, LeakyReLU, ReLU, Sequential, Sigmoid, Softplus, Tanh
-from .losses import bce, bce_with_logits, feature_matching, log_sum_exp, softmax_cross_entropy, unlabelled_loss
-from .norm import BatchNorm, WeightNormDense, init_from_data
-from .optim import SGD, Adam
-from .recognizer import RecognizerError, export_recognizer, load_recognizer, read_digits
-from .ssl import SSLGAN, make_ssl_config
+from .engine.backend import Backend, BackendError, get_backend, set_backend
+from .models.checkpoint import CheckpointError, load_checkpoint, load_gan, save_checkpoint
+from .data.mnist import MNISTDataError, load_mnist
+from .data.dataset import Dataset
+from .measure.evaluation import evaluate_gan, evaluate_images
+from .models.gan import GAN, PRESETS, make_config
+from .engine.gradcheck import GradcheckError, check_loss, check_module, gradcheck
+from .data.idx import read_idx, write_idx
+from .engine.layers import Dense, Dropout, GaussianNoise, LeakyReLU, ReLU, Sequential, Sigmoid, Softplus, Tanh
+from .engine.losses import bce, bce_with_logits, feature_matching, log_sum_exp, softmax_cross_entropy, unlabelled_loss
+from .engine.norm import BatchNorm, WeightNormDense, init_from_data
+from .engine.optim import SGD, Adam
+from .models.recognizer import RecognizerError, export_recognizer, load_recognizer, read_digits
+from .models.ssl import SSLGAN, make_ssl_config
 
 __version__ = "0.1.0"
 

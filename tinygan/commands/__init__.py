@@ -1,8 +1,8 @@
 """The commands of `tinygan` (and of the scripts in examples/): train, sample, evaluate, report, ssl."""
-from .. import cli
-from ..backend import BackendError
-from ..checkpoint import CheckpointError
-from ..data import MNISTDataError
+from ..run import cli
+from ..engine.backend import BackendError
+from ..models.checkpoint import CheckpointError
+from ..data.mnist import MNISTDataError
 
 INTERRUPTED = "interrupted at once; every file written so far is complete (writes are atomic)"
 

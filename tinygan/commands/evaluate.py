@@ -2,12 +2,12 @@
 import json
 import os
 
-from .. import cli
+from ..run import cli
 from . import guarded
-from ..checkpoint import CheckpointError, load_gan
-from ..evaluation import evaluate_gan, format_table
-from ..fileio import atomic_write
-from ..supervised import classification_accuracy
+from ..models.checkpoint import CheckpointError, load_gan
+from ..measure.evaluation import evaluate_gan, format_table
+from ..run.fileio import atomic_write
+from ..measure.supervised import classification_accuracy
 
 MIN_N = 100  # fewer samples make the table meaningless
 

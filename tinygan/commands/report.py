@@ -1,10 +1,10 @@
 """tinygan report RUN_DIR: redraw a run's curves.png (and internals.png if it was traced) from its log."""
 import os
 
-from .. import cli
-from ..plots import plot_curves
-from ..report import draw_internals
-from ..runs import read_log
+from ..run import cli
+from ..run.plots import plot_curves
+from ..run.report import draw_internals
+from ..run.runs import read_log
 
 
 def main(argv=None, prog=None):

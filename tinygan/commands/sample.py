@@ -8,13 +8,13 @@ import zipfile
 import numpy as np
 from tqdm import tqdm
 
-from .. import cli
+from ..run import cli
 from . import guarded
-from ..checkpoint import CheckpointError, load_gan
-from ..data import SUMS
-from ..fileio import atomic_open, atomic_write, clean_temps
-from ..idx import IDXWriter
-from ..plots import save_grid
+from ..models.checkpoint import CheckpointError, load_gan
+from ..data.mnist import SUMS
+from ..run.fileio import atomic_open, atomic_write, clean_temps
+from ..data.idx import IDXWriter
+from ..run.plots import save_grid
 
 FORMATS = ("png", "npy", "npz", "idx")
 CHUNK = 10000  # samples made and written at a time: memory stays near CHUNK x 3 kB however large --n is

@@ -9,15 +9,15 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from .. import cli
+from ..run import cli
 from . import guarded
-from ..augment import balanced_subset, experiment_split
-from ..backend import Backend
-from ..checkpoint import SSL_FIELDS, CheckpointError, check_fields, load_checkpoint, read_checkpoint, save_checkpoint
-from ..plots import plot_ssl_curves, save_grid
-from ..recognizer import export_recognizer
-from ..runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite
-from ..ssl import DEFAULTS, SSLGAN, make_ssl_config
+from ..data.augment import balanced_subset, experiment_split
+from ..engine.backend import Backend
+from ..models.checkpoint import SSL_FIELDS, CheckpointError, check_fields, load_checkpoint, read_checkpoint, save_checkpoint
+from ..run.plots import plot_ssl_curves, save_grid
+from ..models.recognizer import export_recognizer
+from ..run.runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite
+from ..models.ssl import DEFAULTS, SSLGAN, make_ssl_config
 
 # Flags that --resume accepts: they steer the run, not the model or its training.
 RUN_CONTROL = {"epochs", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every", "resume"}
@@ -90,7 +90,7 @@ def train(argv, prog):
             lr=args.lr, ema=args.ema, seed=args.seed).items() if v is not None}})
     out = args.out or (os.path.dirname(args.resume) or "." if args.resume else "runs/ssl")
 
-    # --- the run folder: ours alone (a lock), never another run's files (see tinygan/runs.py) ---
+    # --- the run folder: ours alone (a lock), never another run's files (see tinygan/run/runs.py) ---
     cli.output_folder(out)
     run = Run(out, resume=args.resume, overwrite=args.overwrite, outputs=OUTPUTS, prog=prog)
     try:

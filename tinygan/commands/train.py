@@ -6,18 +6,18 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from .. import cli
+from ..run import cli
 from . import guarded
-from ..backend import Backend
-from ..checkpoint import GAN_FIELDS, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from ..data import MNISTDataError, is_custom, load_mnist
-from ..dataset import Dataset
-from ..evaluation import evaluate_gan, format_table
-from ..gan import GAN, PRESETS, make_config
-from ..plots import plot_curves, save_grid
-from ..report import draw_internals
-from ..runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite
-from ..trace import Tracer, load_trace_classifier
+from ..engine.backend import Backend
+from ..models.checkpoint import GAN_FIELDS, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from ..data.mnist import MNISTDataError, is_custom, load_mnist
+from ..data.dataset import Dataset
+from ..measure.evaluation import evaluate_gan, format_table
+from ..models.gan import GAN, PRESETS, make_config
+from ..run.plots import plot_curves, save_grid
+from ..run.report import draw_internals
+from ..run.runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite
+from ..measure.trace import Tracer, load_trace_classifier
 
 # Flags that --resume accepts: they steer the run, not the model or its training.
 RUN_CONTROL = {"iterations", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every",
@@ -123,7 +123,7 @@ def train(argv, prog):
                              ema=args.ema, smooth=args.smooth, d_dropout=args.d_dropout, aux=args.aux)
     out = args.out or (os.path.dirname(args.resume) or "." if args.resume else "runs/mnist")
 
-    # --- the run folder: ours alone (a lock), never another run's files (see tinygan/runs.py) ---
+    # --- the run folder: ours alone (a lock), never another run's files (see tinygan/run/runs.py) ---
     cli.output_folder(out)
     run = Run(out, resume=args.resume, overwrite=args.overwrite, prog=prog)
     try:
@@ -177,8 +177,8 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
             written.add("internals.png")
 
     graph = None
-    if args.cuda_graph:  # one captured iteration, replayed; gan.step below stays the reference (tinygan/cuda.py)
-        from ..cuda import GraphStep
+    if args.cuda_graph:  # one captured iteration, replayed; gan.step below stays the reference (tinygan/engine/cuda.py)
+        from ..engine.cuda import GraphStep
         gan.use_device_counters()
         graph = GraphStep(gan, data)
 

@@ -122,17 +122,17 @@ HOLDOUT = 5000  # offline: the bundled 10k test split is cut into 5000 digits to
 
 def experiment_split(data_dir=None, fallback=None):
     """(train images, train labels, test images, test labels, note) for the few-label experiments, uint8 host arrays."""
-    from . import data  # host side: locating and reading MNIST
-    if data.is_custom(data_dir):
-        raise data.DataNotFoundError(f"--data {data_dir} holds an IDX set of its own: the few-label experiments "
+    from . import mnist  # host side: locating and reading MNIST
+    if mnist.is_custom(data_dir):
+        raise mnist.DataNotFoundError(f"--data {data_dir} holds an IDX set of its own: the few-label experiments "
                                      "need MNIST itself, with its test split")
-    if data.find_mnist(data_dir, verbose=False) is not None:
-        x, y = data.load_mnist("train", data_dir=data_dir, verbose=False)
-        xt, yt = data.load_mnist("test", data_dir=data_dir, verbose=False)
+    if mnist.find_mnist(data_dir, verbose=False) is not None:
+        x, y = mnist.load_mnist("train", data_dir=data_dir, verbose=False)
+        xt, yt = mnist.load_mnist("test", data_dir=data_dir, verbose=False)
         return x, y, xt, yt, "MNIST: the 60k train split to learn from; accuracy on the full 10k test split"
     # Only the bundled t10k split is here: learn from its first half and test on the other half, so no test
     # digit is ever trained on. The numbers are then NOT the standard-test-split numbers.
-    x, y = data.load_mnist("test", verbose=False, fallback=fallback)
+    x, y = mnist.load_mnist("test", verbose=False, fallback=fallback)
     note = (f"OFFLINE: full MNIST not found; the bundled 10k test split was cut into {HOLDOUT} digits to learn "
             f"from and {len(x) - HOLDOUT} held-out digits to test on (not the standard protocol)")
     return x[:HOLDOUT], y[:HOLDOUT], x[HOLDOUT:], y[HOLDOUT:], note

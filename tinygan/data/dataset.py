@@ -1,5 +1,5 @@
 """Training images on the device: uint8 storage, one float batch at a time."""
-from .backend import reuse
+from ..engine.backend import reuse
 
 
 class Dataset:

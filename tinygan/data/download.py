@@ -10,7 +10,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-from .fileio import clean_temps
+from ..run.fileio import clean_temps
 from .idx import DataNotFoundError, IDXFormatError, MNISTDataError, check_not_html
 
 PART = ".part-"  # downloads in progress: .part-PID-..., removed once their process is gone

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_write
+from ..run.fileio import atomic_write
 
 
 class MNISTDataError(Exception):

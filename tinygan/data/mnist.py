@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import download
-from .fileio import atomic_write
+from ..run.fileio import atomic_write
 from .idx import (DataNotFoundError, IDXFormatError, MNISTDataError, idx_bytes, kind_of, parse_idx,  # noqa: F401
                   read_bytes, read_idx, write_idx)
 

@@ -7,7 +7,7 @@ import ctypes
 
 import cupy
 
-# --- Philox4x32-10 on the device: the same stream as tinygan/philox.py, block for block ---
+# --- Philox4x32-10 on the device: the same stream as tinygan/engine/philox.py, block for block ---
 PHILOX = r"""
 __device__ unsigned int philox_word(unsigned long long block, unsigned int w, unsigned long long key) {
     unsigned int c0 = (unsigned int)block, c1 = (unsigned int)(block >> 32), c2 = 0u, c3 = 0u;

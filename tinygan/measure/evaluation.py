@@ -3,10 +3,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, metrics
-from .backend import get_backend
-from .checkpoint import WEIGHTS, load_classifier_weights  # noqa: F401  (the weights file and its reader)
-from .classifier import load_classifier, predict
+from ..data import mnist
+from . import metrics
+from ..engine.backend import get_backend
+from ..models.checkpoint import WEIGHTS, load_classifier_weights  # noqa: F401  (the weights file and its reader)
+from ..models.classifier import load_classifier, predict
 
 N_FLOOR = 10000  # real train images in the FD floor, as many as a typical generated set
 N_NN = 2000      # samples checked for memorization (each is compared with all 60k train images)
@@ -36,10 +37,10 @@ class Reference:
     def __init__(self, data_dir=None, be=None, path=None, download=True, seed=0):
         self.be, self.path, self.seed = be or get_backend(), path, seed
         # full: the 60k train split is available; otherwise only the bundled t10k split (train = test)
-        self.full = data.find_mnist(data_dir, download=download, verbose=False) is not None
+        self.full = mnist.find_mnist(data_dir, download=download, verbose=False) is not None
         self.data_dir = data_dir
-        x_test, self.test_labels = data.load_mnist("test", data_dir, download=False, verbose=False)  # find_mnist fetched it if it could
-        self.test_images = data.to_unit(x_test)                                      # (10000, 28, 28)
+        x_test, self.test_labels = mnist.load_mnist("test", data_dir, download=False, verbose=False)  # find_mnist fetched it if it could
+        self.test_images = mnist.to_unit(x_test)                                      # (10000, 28, 28)
         self.test_probs, self.test_feats = _features(self.be, path, self.test_images)  # (10000, 10), (10000, 256)
         self.mu, self.sigma = metrics.feature_stats(self.test_feats)
         self._train, self._fd_floor, self._nn_real, self._radii = None, None, None, None
@@ -58,8 +59,8 @@ class Reference:
         """Training images as float32 (M, 784) in [0, 1]: what a GAN may have memorized."""
         if self._train is None:
             # without the full set load_mnist("train") falls back to the bundled t10k split, which is then what was trained on
-            x, _ = data.load_mnist("train", self.data_dir, download=False, verbose=False)
-            self._train = data.to_unit(x).reshape(len(x), -1)
+            x, _ = mnist.load_mnist("train", self.data_dir, download=False, verbose=False)
+            self._train = mnist.to_unit(x).reshape(len(x), -1)
         return self._train
 
     def fd_floor(self):
@@ -111,7 +112,7 @@ def _check_images(images):
     if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) <= K:
         raise ValueError(f"images must be (N, 28, 28) or (N, 784) with N > {K}, got shape {x.shape}")
     if x.dtype == np.uint8:
-        raise ValueError("images are uint8 pixels: convert with tinygan.data.to_unit(x) to floats in [0, 1]")
+        raise ValueError("images are uint8 pixels: convert with tinygan.data.mnist.to_unit(x) to floats in [0, 1]")
     x = x.astype(np.float32, copy=False)
     lo, hi = float(x.min()), float(x.max())
     if lo < -0.01 or hi > 1.01:

@@ -3,10 +3,10 @@ import math
 
 import numpy as np
 
-from . import augment
-from .backend import Backend
-from .classifier import accuracy, predict
-from .layers import Dense, Dropout, ReLU, Sequential
+from ..data import augment
+from ..engine.backend import Backend
+from ..models.classifier import accuracy, predict
+from ..engine.layers import Dense, Dropout, ReLU, Sequential
 from .supervised import fit
 
 ARMS = {"real": "(a) real only", "classic": "(b) real + classic aug", "gan": "(c) real + cGAN",
@@ -124,7 +124,7 @@ def plot(results, ns, arms, path, title):
     """Accuracy vs n (log x), one line per arm, std error bars; written atomically as PNG."""
     from matplotlib.figure import Figure  # a bare Figure draws headless without pyplot's global state
 
-    from .fileio import atomic_write
+    from ..run.fileio import atomic_write
     fig = Figure(figsize=(7.5, 4.8), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
     for k, arm in enumerate(arms):
@@ -153,7 +153,7 @@ def plot_error_vs_time(runs, path, anchor=0.93):
     """Test error (log) against training time for semi-supervised runs {(labels, seed): log records}, as PNG."""
     from matplotlib.figure import Figure
 
-    from .fileio import atomic_write
+    from ..run.fileio import atomic_write
     fig = Figure(figsize=(7.5, 4.8), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
     colours = {labels: f"C{k % 10}" for k, labels in enumerate(sorted({labels for labels, _ in runs}))}

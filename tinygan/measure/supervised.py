@@ -3,9 +3,9 @@ import math
 
 import numpy as np
 
-from .classifier import accuracy, build_classifier
-from .losses import softmax_cross_entropy
-from .optim import Adam
+from ..models.classifier import accuracy, build_classifier
+from ..engine.losses import softmax_cross_entropy
+from ..engine.optim import Adam
 
 
 def fit(model, draw, steps, lr=1e-3, rng=None):
@@ -50,8 +50,8 @@ CAS_EPOCHS = 10
 
 def classification_accuracy(gan, n, data_dir=None, seed=0, epochs=CAS_EPOCHS):
     """{n, synthetic, real, epochs, test}: CAS of a conditional GAN's digits beside the same classifier on n real ones."""
-    from .augment import balanced_subset, experiment_split
-    from .backend import Backend
+    from ..data.augment import balanced_subset, experiment_split
+    from ..engine.backend import Backend
     x, y, x_test, y_test, _ = experiment_split(data_dir)  # offline: the bundled split, halves kept apart
     per_class = min(-(-n // 10), int(np.bincount(y, minlength=10).min()))
     labels = np.arange(10 * per_class) % 10                  # every digit equally often, as the real subset

@@ -1,8 +1,8 @@
 """See inside a GAN: per-layer norms and update ratios, activation health, D-output histograms, and named diagnoses."""
 import time
 
-from .backend import Backend, xp_of
-from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh
+from ..engine.backend import Backend, xp_of
+from ..engine.layers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh
 
 BINS = 20          # D-output histogram bins on [0, 1]
 N_SAMPLES = 500    # fixed-noise samples classified at each trace point
@@ -24,7 +24,7 @@ THRESHOLDS = dict(
 def load_trace_classifier(be):
     """(the shipped digit classifier, None), or (None, a note saying why the class panel is skipped)."""
     try:
-        from .classifier import load_classifier
+        from ..models.classifier import load_classifier
         return load_classifier(be), None
     except (ImportError, OSError, ValueError) as e:
         return None, f"class histogram skipped: {e}"
@@ -143,7 +143,7 @@ class Tracer:
         }
         trace = _fetch(trace, xp)
         if self.classifier is not None:
-            from .classifier import predict
+            from ..models.classifier import predict
             from .metrics import class_histogram, normalized_entropy  # host-side
             hist = class_histogram(predict(self.classifier, images)[0])
             trace["class_hist"] = [round(float(h), 4) for h in hist]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_write
+from ..run.fileio import atomic_write
 
 
 class CheckpointError(Exception):
@@ -57,7 +57,7 @@ GAN_FIELDS = {
     "aux": (lambda v: _number(v) and v >= 0, "a number >= 0"),
 }
 
-# The semi-supervised GAN's config (tinygan/ssl.py), checked the same way.
+# The semi-supervised GAN's config (tinygan/models/ssl.py), checked the same way.
 SSL_FIELDS = {
     "kind": (lambda v: v == "ssl", "'ssl'"),
     "labels": (lambda v: type(v) is int and v > 0 and v % 10 == 0, "a positive multiple of 10"),
@@ -177,7 +177,7 @@ def load_checkpoint(path, gan, fields=None):
 
 def load_gan(path, backend="numpy", seed=None):
     """A GAN rebuilt from a checkpoint file, in its saved state; seed (if given) reseeds its random stream."""
-    from .backend import Backend
+    from ..engine.backend import Backend
     from .gan import GAN
     _, config = read_checkpoint(path, GAN_FIELDS)
     try:
@@ -195,7 +195,7 @@ RETRAIN = "regenerate it with: python examples/train_classifier.py --data DIR"
 
 
 def load_classifier_weights(path=None):
-    """{name: float array} from the classifier .npz (default: the shipped tinygan/weights/classifier.npz)."""
+    """{name: float array} from the classifier .npz (default: the shipped tinygan/models/weights/classifier.npz)."""
     path = Path(path) if path is not None else WEIGHTS
     if not path.is_file():
         raise FileNotFoundError(f"{path}: classifier weights not found; {RETRAIN}")

@@ -1,7 +1,7 @@
 """An MNIST digit classifier MLP on tinygan's own layers: the feature extractor for evaluating GANs."""
-from .backend import Backend, get_backend, xp_of
+from ..engine.backend import Backend, get_backend, xp_of
 from .checkpoint import load_classifier_weights
-from .layers import Dense, Dropout, ReLU, Sequential
+from ..engine.layers import Dense, Dropout, ReLU, Sequential
 
 SIZES = (784, 512, 256, 10)  # input, hidden, features (penultimate), classes
 DROPOUT = 0.2
@@ -18,7 +18,7 @@ def build_classifier(be=None, dropout=DROPOUT):
 
 
 def load_classifier(be=None, path=None):
-    """The classifier with the shipped weights (tinygan/weights/classifier.npz, or path), in eval mode."""
+    """The classifier with the shipped weights (tinygan/models/weights/classifier.npz, or path), in eval mode."""
     be = be or get_backend()
     # Built on a backend of its own: the initial weights it draws (then overwritten) come from a generator
     # of their own, so loading the classifier never moves a training run's random stream.

@@ -1,9 +1,9 @@
 """A GAN: generator, discriminator, their Adams, and one training step."""
-from .backend import reuse, xp_of
-from .dataset import Dataset  # noqa: F401  (it lived here; tinygan.gan.Dataset keeps working)
-from .layers import Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
-from .losses import bce_with_logits, sigmoid, softmax_cross_entropy
-from .optim import Adam
+from ..engine.backend import reuse, xp_of
+from ..data.dataset import Dataset  # noqa: F401  (it lived here; tinygan.models.gan.Dataset keeps working)
+from ..engine.layers import Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from ..engine.losses import bce_with_logits, sigmoid, softmax_cross_entropy
+from ..engine.optim import Adam
 
 N_CLASSES, IMAGE = 10, 784
 

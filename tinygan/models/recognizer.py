@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import get_backend
+from ..engine.backend import get_backend
 from .classifier import predict
-from .fileio import atomic_write
-from .layers import Dense, ReLU, Sequential
-from .norm import WeightNormDense
+from ..run.fileio import atomic_write
+from ..engine.layers import Dense, ReLU, Sequential
+from ..engine.norm import WeightNormDense
 
 
 class RecognizerError(Exception):

@@ -4,11 +4,11 @@ D's 10 logits l give the class, and D(x) = Z / (Z + 1) with Z = sum_k exp(l_k) s
 labelled digits (cross-entropy), from unlabelled digits (real) and from G's digits (generated); G learns by
 feature matching: its digits must give the same average features in D's last hidden layer as real ones.
 """
-from .backend import reuse
-from .layers import Dense, GaussianNoise, ReLU, Sequential, Sigmoid, Softplus
-from .losses import feature_matching, softmax_cross_entropy, softplus, log_sum_exp, unlabelled_loss
-from .norm import BatchNorm, WeightNormDense, init_from_data
-from .optim import Adam
+from ..engine.backend import reuse
+from ..engine.layers import Dense, GaussianNoise, ReLU, Sequential, Sigmoid, Softplus
+from ..engine.losses import feature_matching, softmax_cross_entropy, softplus, log_sum_exp, unlabelled_loss
+from ..engine.norm import BatchNorm, WeightNormDense, init_from_data
+from ..engine.optim import Adam
 
 IMAGE, N_CLASSES = 784, 10
 

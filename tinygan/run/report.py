@@ -1,4 +1,4 @@
-"""The internals report: one multi-panel PNG from a traced run's log (python -m tinygan.report RUN_DIR)."""
+"""The internals report: one multi-panel PNG from a traced run's log (python -m tinygan.run.report RUN_DIR)."""
 import json
 import os
 import sys
@@ -85,7 +85,7 @@ def draw_internals(records, path, note=None):
 
 def internals_figure(records, note=None):
     """The 3 x 3 Figure draw_internals writes."""
-    # records: log.jsonl lines; those with a "trace" key come from tinygan.trace.Tracer.record
+    # records: log.jsonl lines; those with a "trace" key come from tinygan.measure.trace.Tracer.record
     records = [r for r in records if "eval" not in r]  # evaluation lines carry no losses
     traced = [r for r in records if "trace" in r]
     its = [r["iter"] for r in traced]
@@ -169,7 +169,7 @@ def read_log(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-if __name__ == "__main__":  # redraw a run's report: python -m tinygan.report RUN_DIR [OUT.png]
+if __name__ == "__main__":  # redraw a run's report: python -m tinygan.run.report RUN_DIR [OUT.png]
     run = sys.argv[1]
     target = sys.argv[2] if len(sys.argv) > 2 else os.path.join(run, "internals.png")
     draw_internals(read_log(os.path.join(run, "log.jsonl")), target)

@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 
-from .backend import xp_of
+from ..engine.backend import xp_of
 from .cli import UsageError
 from .fileio import atomic_write, clean_temps
 

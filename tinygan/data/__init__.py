@@ -1,0 +1,1 @@
+"""Data: the IDX format, finding and checking MNIST, downloads, the Dataset sampler, augmentation; imports run and engine."""
