@@ -1,13 +1,22 @@
 """Checkpoints: one .npz (no pickle) holding G, D, both Adams, the iteration, RNG state and config; checked on load."""
 import json
 import math
+import re
 import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..run.fileio import atomic_write
+from ..run.fileio import atomic_write, npz_headers, npz_read
+from ..run.limits import (MAX_BATCH, MAX_LABELS, MAX_LATENT, MAX_LAYERS, MAX_PARAMS, MAX_SEED, MAX_STEPS, MAX_TEXT,
+                          MAX_UNITS, dense_params, layer_problem)
+
+N_CLASSES, IMAGE = 10, 784
+TEXT = ("config", "rng_state", "run", "data")  # members holding one JSON string
+SCALARS = ("iteration",)
+PARTS = ("G", "D", "opt_g", "opt_d")
+NAME = re.compile(r"[A-Za-z0-9_.]{1,64}")
 
 
 class CheckpointError(Exception):
@@ -27,56 +36,71 @@ def save_checkpoint(path, gan):
 
 
 def _sizes(v):
-    return isinstance(v, list) and len(v) > 0 and all(type(n) is int and n > 0 for n in v)
+    return layer_problem(v) is None
 
 
 def _number(v):
     return type(v) in (int, float) and math.isfinite(v)
 
 
-# Each config field of a GAN: (test, what it must be). A hand-edited or foreign file fails here, by name.
+def _count(hi):
+    return lambda v: type(v) is int and 0 < v <= hi
+
+
+SIZES = f"a list of positive layer sizes (at most {MAX_LAYERS} layers of at most {MAX_UNITS} units)"
+
+# Each config field of a GAN: (test, what it must be). A hand-edited or foreign file fails here, by name, before
+# any model is built from it: every size has an upper bound (tinygan/run/limits.py).
 GAN_FIELDS = {
-    "preset": (lambda v: isinstance(v, str), "a preset name"),
+    "preset": (lambda v: isinstance(v, str) and len(v) < 100, "a preset name"),
     "conditional": (lambda v: type(v) is bool, "true or false"),
-    "seed": (lambda v: type(v) is int, "an integer"),
-    "g_hidden": (_sizes, "a list of positive layer sizes"),
-    "d_hidden": (_sizes, "a list of positive layer sizes"),
+    "seed": (lambda v: type(v) is int and 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}"),
+    "g_hidden": (_sizes, SIZES),
+    "d_hidden": (_sizes, SIZES),
     "act": (lambda v: v in ("relu", "leaky"), "'relu' or 'leaky'"),
     "g_out": (lambda v: v in ("sigmoid", "tanh"), "'sigmoid' or 'tanh'"),
     "d_logits": (lambda v: type(v) is bool, "true or false"),
     "data_range": (lambda v: v in ("unit", "signed"), "'unit' or 'signed'"),
-    "lr": (lambda v: _number(v) and v > 0, "a positive number"),
+    "lr": (lambda v: _number(v) and 0 < v <= 10, "a number in (0, 10]"),
     "beta1": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "beta2": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "batch_size": (lambda v: type(v) is int and v > 0, "a positive integer"),
-    "iterations": (lambda v: type(v) is int and v > 0, "a positive integer"),
-    "latent_dim": (lambda v: type(v) is int and v > 0, "a positive integer"),
+    "batch_size": (_count(MAX_BATCH), f"a positive integer (at most {MAX_BATCH:,})"),
+    "iterations": (_count(MAX_STEPS), f"a positive integer (at most {MAX_STEPS:,})"),
+    "latent_dim": (_count(MAX_LATENT), f"a positive integer (at most {MAX_LATENT:,})"),
     "d_dropout": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "smooth": (lambda v: _number(v) and 0.5 < v <= 1, "a number in (0.5, 1]"),
     "ema": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "aux": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "aux": (lambda v: _number(v) and 0 <= v <= 100, "a number in [0, 100]"),
 }
 
 # The semi-supervised GAN's config (tinygan/models/ssl.py), checked the same way.
 SSL_FIELDS = {
     "kind": (lambda v: v == "ssl", "'ssl'"),
-    "labels": (lambda v: type(v) is int and v > 0 and v % 10 == 0, "a positive multiple of 10"),
-    "seed": (lambda v: type(v) is int, "an integer"),
-    "d_hidden": (_sizes, "a list of positive layer sizes"),
-    "g_hidden": (_sizes, "a list of positive layer sizes"),
-    "input_noise": (lambda v: _number(v) and v >= 0, "a number >= 0"),
-    "hidden_noise": (lambda v: _number(v) and v >= 0, "a number >= 0"),
-    "latent_dim": (lambda v: type(v) is int and v > 0, "a positive integer"),
-    "lr": (lambda v: _number(v) and v > 0, "a positive number"),
+    "labels": (lambda v: type(v) is int and 0 < v <= MAX_LABELS and v % 10 == 0,
+               f"a positive multiple of 10, at most {MAX_LABELS}"),
+    "seed": (lambda v: type(v) is int and 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}"),
+    "d_hidden": (_sizes, SIZES),
+    "g_hidden": (_sizes, SIZES),
+    "input_noise": (lambda v: _number(v) and 0 <= v <= 100, "a number in [0, 100]"),
+    "hidden_noise": (lambda v: _number(v) and 0 <= v <= 100, "a number in [0, 100]"),
+    "latent_dim": (_count(MAX_LATENT), f"a positive integer (at most {MAX_LATENT:,})"),
+    "lr": (lambda v: _number(v) and 0 < v <= 10, "a number in (0, 10]"),
     "beta1": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "beta2": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "adam_eps": (lambda v: _number(v) and v > 0, "a positive number"),
-    "batch_size": (lambda v: type(v) is int and v > 0, "a positive integer"),
-    "unlabelled_weight": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "adam_eps": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "batch_size": (_count(MAX_BATCH), f"a positive integer (at most {MAX_BATCH:,})"),
+    "unlabelled_weight": (lambda v: _number(v) and 0 <= v <= 100, "a number in [0, 100]"),
     "ema": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "epochs": (lambda v: type(v) is int and v > 0, "a positive integer"),
-    "steps_per_epoch": (lambda v: type(v) is int and v > 0, "a positive integer"),
+    "epochs": (_count(MAX_STEPS), f"a positive integer (at most {MAX_STEPS:,})"),
+    "steps_per_epoch": (_count(MAX_STEPS), f"a positive integer (at most {MAX_STEPS:,})"),
 }
+
+
+def model_params(config):
+    """{'G': parameters, 'D': parameters} (an upper bound) of the model a checked config describes."""
+    latent = config["latent_dim"] + N_CLASSES
+    return {"G": dense_params([latent, *config["g_hidden"], IMAGE]),
+            "D": dense_params([IMAGE + N_CLASSES, *config["d_hidden"], N_CLASSES + 1])}
 
 
 def check_fields(config, fields, where):
@@ -89,7 +113,14 @@ def check_fields(config, fields, where):
             raise CheckpointError(f"{where}: field 'config.{key}' is missing; the file is not a checkpoint of this "
                                   "version of tinygan or was edited by hand")
         if not ok(config[key]):
-            raise CheckpointError(f"{where}: field 'config.{key}' is {config[key]!r}, it must be {what}")
+            shown = repr(config[key])
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            raise CheckpointError(f"{where}: field 'config.{key}' is {shown}, it must be {what}")
+    if {"g_hidden", "d_hidden", "latent_dim"} <= set(fields):
+        for part, n in model_params(config).items():
+            if n > MAX_PARAMS:
+                raise CheckpointError(f"{where}: field 'config' describes a {part} of {n:,} parameters, more than the "
+                                      f"{MAX_PARAMS:,} tinygan builds; the file was edited by hand or is not tinygan's")
     return config
 
 
@@ -102,9 +133,29 @@ def _looks_like(head):
     return "not a zip archive"
 
 
-def read_checkpoint(path, fields=None):
-    """The arrays of a checkpoint file and its config, checked (config fields too if given, e.g. GAN_FIELDS)."""
+def _known(name):
+    """Whether a member name is one a tinygan checkpoint holds: only these are ever read."""
+    if name in TEXT or name in SCALARS or name in ("G_ema", "D_ema"):
+        return True
+    part, _, rest = name.partition("/")
+    return part in PARTS and NAME.fullmatch(rest) is not None
+
+
+def _fields_for(config, fields):
+    """The fields to check: those given, else the ones of the config's kind (a model is built from it either way)."""
+    if fields is not None:
+        return fields
+    return SSL_FIELDS if isinstance(config, dict) and config.get("kind") == "ssl" else GAN_FIELDS
+
+
+def read_checkpoint(path, fields=None, prog=None):
+    """The arrays of a checkpoint file and its config, checked (config fields too if given, e.g. GAN_FIELDS).
+
+    Every size is checked before anything is allocated: the config against bounds, each member's npy header against
+    the model the config describes; members a checkpoint never holds are not read at all. prog: the command that
+    reads it, named in a mix-up ('tinygan ssl' or 'python examples/train_ssl.py')."""
     path = os.fspath(path)
+    where = f"checkpoint {path!r}"
     if os.path.isdir(path):
         inside = os.path.join(path, "checkpoint.npz")
         hint = f"did you mean {inside}?" if os.path.isfile(inside) else "pass the checkpoint file (OUT/checkpoint.npz)"
@@ -117,40 +168,77 @@ def read_checkpoint(path, fields=None):
         if not head.startswith(b"PK"):
             raise CheckpointError(f"checkpoint {path!r} is {_looks_like(head)}, not a tinygan checkpoint "
                                   "(a .npz written by training as OUT/checkpoint.npz)")
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+        with zipfile.ZipFile(path) as zf:
+            headers = npz_headers(zf, _known)
+            arrays, config = _read_small(zf, headers, where)
+            fields = _fields_for(config, fields)
+            if fields is GAN_FIELDS and isinstance(config, dict) and config.get("kind") == "ssl":
+                raise CheckpointError(f"{where} is a semi-supervised GAN's: use it with {_command(prog, 'ssl')}")
+            check_fields(config, fields, where)
+            limit = max(model_params(config).values()) if fields in (GAN_FIELDS, SSL_FIELDS) else MAX_PARAMS
+            for name, h in headers.items():
+                if name not in arrays:
+                    _check_member(h, limit, where)
+            arrays.update({name: npz_read(zf, h) for name, h in headers.items() if name not in arrays})
     except CheckpointError:
         raise
     except Exception as e:
         raise CheckpointError(f"checkpoint {path!r} cannot be read ({type(e).__name__}: {e}); "
                               "it is not a tinygan checkpoint or it is damaged") from None
-    for key in ("config", "iteration", "rng_state"):
-        if key not in arrays:
-            raise CheckpointError(f"checkpoint {path!r}: field {key!r} is missing; it is not a tinygan checkpoint")
-    for key in ("config", "rng_state"):
-        if arrays[key].shape != () or arrays[key].dtype.kind != "U":
-            raise CheckpointError(f"checkpoint {path!r}: field {key!r} must be one JSON string")
-    try:
-        config = json.loads(str(arrays["config"]))
-    except ValueError as e:
-        raise CheckpointError(f"checkpoint {path!r}: field 'config' is not valid JSON ({e})") from None
-    it = arrays["iteration"]
-    if it.shape != () or it.dtype.kind not in "iu" or int(it) < 0:
-        raise CheckpointError(f"checkpoint {path!r}: field 'iteration' must be one integer >= 0, "
-                              f"got an array of shape {it.shape} and type {it.dtype}")
     for k, v in arrays.items():
         if v.dtype.kind == "f" and not np.isfinite(v).all():
             raise CheckpointError(f"checkpoint {path!r}: field {k!r} holds NaN or inf; the saved state is broken, "
                                   "use an earlier checkpoint")
-    if fields is GAN_FIELDS and isinstance(config, dict) and config.get("kind") == "ssl":
-        raise CheckpointError(f"checkpoint {path!r} is a semi-supervised GAN's: use it with examples/train_ssl.py")
-    check_fields(config, fields or {}, f"checkpoint {path!r}")
     return arrays, config
 
 
-def load_checkpoint(path, gan, fields=None):
+def _command(prog, name):
+    """How the user runs command `name`, judged from how they ran this one (default: the example script)."""
+    from ..run.cli import command
+    return command(prog or "", name)
+
+
+def _read_small(zf, headers, where):
+    """({config, iteration, rng_state, ...}: the small members, read after their headers are checked; config)."""
+    arrays = {}
+    for key in ("config", "iteration", "rng_state"):
+        if key not in headers:
+            raise CheckpointError(f"{where}: field {key!r} is missing; it is not a tinygan checkpoint")
+    for key in TEXT:
+        h = headers.get(key)
+        if h is None:
+            continue
+        if h.shape != () or h.dtype.kind != "U" or h.dtype.itemsize > 4 * MAX_TEXT:
+            raise CheckpointError(f"{where}: field {key!r} must be one JSON string (of at most {MAX_TEXT:,} characters)")
+        arrays[key] = npz_read(zf, h)
+    it = headers["iteration"]
+    if it.shape != () or it.dtype.kind not in "iu":
+        raise CheckpointError(f"{where}: field 'iteration' must be one integer >= 0, "
+                              f"got an array of shape {it.shape} and type {it.dtype}")
+    arrays["iteration"] = npz_read(zf, it)
+    if int(arrays["iteration"]) < 0:
+        raise CheckpointError(f"{where}: field 'iteration' must be one integer >= 0, got {int(arrays['iteration'])}")
+    try:
+        config = json.loads(str(arrays["config"]))
+    except ValueError as e:
+        raise CheckpointError(f"{where}: field 'config' is not valid JSON ({e})") from None
+    return arrays, config
+
+
+def _check_member(h, limit, where):
+    """CheckpointError unless a weight or optimizer member's header fits the model (limit: its largest part)."""
+    scalar = h.shape == ()
+    if h.dtype.kind != "f" and not (scalar and h.dtype.kind in "iu"):
+        raise CheckpointError(f"{where}: field {h.name!r} holds {h.dtype} numbers; weights and optimizer state are "
+                              "floats (float32): the file was not written by tinygan")
+    if h.count > limit:
+        raise CheckpointError(f"{where}: field {h.name!r} claims {h.count:,} numbers (shape {h.shape}), more than "
+                              f"the {limit:,} parameters of the model its config describes; the file is damaged")
+
+
+def load_checkpoint(path, gan, fields=None, prog=None):
     """Restore a model (GAN, SSLGAN) built from the checkpoint's config to the exact saved state."""
-    arrays, _ = read_checkpoint(path, fields)
+    arrays, _ = read_checkpoint(path, fields, prog)
     where = f"checkpoint {path!r}"
     for prefix, part in (("G", gan.G), ("D", gan.D), ("opt_g", gan.opt_g), ("opt_d", gan.opt_d)):
         try:
@@ -175,16 +263,16 @@ def load_checkpoint(path, gan, fields=None):
         raise CheckpointError(f"{where}: field 'rng_state' is not a random generator state ({e})") from None
 
 
-def load_gan(path, backend="numpy", seed=None):
+def load_gan(path, backend="numpy", seed=None, prog=None):
     """A GAN rebuilt from a checkpoint file, in its saved state; seed (if given) reseeds its random stream."""
     from ..engine.backend import Backend
     from .gan import GAN
-    _, config = read_checkpoint(path, GAN_FIELDS)
+    _, config = read_checkpoint(path, GAN_FIELDS, prog)
     try:
         gan = GAN(config, Backend(backend, "float32", seed=config["seed"]))
     except ValueError as e:  # a combination no GAN can be built from, e.g. an AC-GAN head on a sigmoid D
         raise CheckpointError(f"checkpoint {path!r}: field 'config' describes no valid GAN ({e})") from None
-    load_checkpoint(path, gan)
+    load_checkpoint(path, gan, GAN_FIELDS, prog)
     if seed is not None:
         gan.be.rng = gan.be.generator(seed)
     return gan

@@ -66,3 +66,56 @@ def clean_temps(folder, prefix=TEMP):
             os.unlink(os.path.join(folder, name))
             removed.append(name)
     return removed
+
+
+class NpzHeader:
+    """What an .npz member's npy header claims: dtype, shape, bytes, and where its data starts in the member."""
+
+    def __init__(self, name, dtype, shape, fortran, offset, size):
+        self.name, self.dtype, self.shape, self.fortran, self.offset, self.size = name, dtype, shape, fortran, offset, size
+        self.count = 1
+        for n in shape:
+            self.count *= n  # Python integers: a claimed (10**12, 10**12) does not overflow
+        self.nbytes = self.count * dtype.itemsize
+
+
+def npz_headers(zf, wanted):
+    """{name: NpzHeader} for the members of an open ZipFile that wanted(name) accepts; nothing else is read.
+
+    Raises ValueError naming a member whose header is not an npy header or disagrees with the member's size."""
+    import numpy as np  # host side only
+    fmt = np.lib.format
+    headers = {}
+    for info in zf.infolist():
+        if not info.filename.endswith(".npy") or not wanted(info.filename[:-4]):
+            continue
+        name = info.filename[:-4]
+        with zf.open(info) as f:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = fmt.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"member {name!r} is an npy file of version {version}, which tinygan never writes")
+            offset = f.tell()
+        if dtype.hasobject:
+            raise ValueError(f"member {name!r} holds Python objects, which tinygan never writes")
+        h = NpzHeader(name, dtype, tuple(shape), fortran, offset, info.file_size)
+        if offset + h.nbytes != info.file_size:
+            raise ValueError(f"member {name!r} claims shape {h.shape} of {dtype} ({h.nbytes} bytes) but holds "
+                             f"{info.file_size - offset} bytes")
+        headers[name] = h
+    return headers
+
+
+def npz_read(zf, header):
+    """The array of one member whose header npz_headers checked (its bytes are then known and bounded)."""
+    import numpy as np  # host side only
+    with zf.open(header.name + ".npy") as f:
+        f.seek(header.offset) if f.seekable() else f.read(header.offset)
+        data = f.read(header.nbytes)
+    if len(data) != header.nbytes:
+        raise ValueError(f"member {header.name!r} is cut short")
+    a = np.frombuffer(data, dtype=header.dtype).copy()
+    return a.reshape(header.shape, order="F" if header.fortran else "C")
