@@ -1,15 +1,21 @@
 """Hostile files and absurd numbers: every size read from a checkpoint is bounded and checked before allocation."""
 import json
+import os
+import subprocess
+import sys
 import tracemalloc
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import tinygan as tg
 from run_helpers import SMALL, arrays, fails
-from tinygan.commands import evaluate, sample, train
+from tinygan.commands import evaluate, sample, ssl, train
 from tinygan.models.checkpoint import CheckpointError, read_checkpoint
 
+ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("offline")  # the bundled test split only (conftest.py)
 
 
@@ -122,3 +128,93 @@ def test_a_pickled_member_is_refused(ckpt, tmp_path, capsys):
     a["G/0.W"] = np.array([{"a": 1}], dtype=object)
     np.savez(bad, **a)
     every_tool(bad, tmp_path, capsys, "holds Python objects")
+
+
+# --- every numeric flag has a range: one line naming the flag, exit 2, before any work ---
+
+HUGE = "1" + "0" * 29  # 1e29 written out, as an integer flag takes it
+
+
+@pytest.mark.parametrize("command, argv, flag", [
+    (train, ["--seed", "-1"], "--seed"),
+    (sample, ["--checkpoint", "x.npz", "--seed", "-1"], "--seed"),
+    (ssl, ["--seed", "-1"], "--seed"),
+    (evaluate, ["--checkpoint", "x.npz", "--seed", "-1"], "--seed"),
+    (train, ["--latent-dim", HUGE], "--latent-dim"),
+    (train, ["--g-hidden", HUGE], "--g-hidden"),
+    (train, ["--d-hidden", f"64,{HUGE}"], "--d-hidden"),
+    (train, ["--g-hidden", ",".join(["8"] * 40)], "--g-hidden"),
+    (train, ["--threads", HUGE], "--threads"),
+    (sample, ["--checkpoint", "x.npz", "--threads", HUGE], "--threads"),
+    (train, ["--eval-n", HUGE], "--eval-n"),
+    (train, ["--iterations", HUGE], "--iterations"),
+    (train, ["--batch-size", HUGE], "--batch-size"),
+    (train, ["--lr", "1e300"], "--lr"),
+    (train, ["--aux", "1e300", "--conditional", "--preset", "deep"], "--aux"),
+    (sample, ["--checkpoint", "x.npz", "--n", HUGE], "--n"),
+    (sample, ["--checkpoint", "x.npz", "--chunk", HUGE], "--chunk"),
+    (evaluate, ["--checkpoint", "x.npz", "--n", HUGE], "--n"),
+    (ssl, ["--batch-size", "100000"], "--batch-size"),
+    (ssl, ["--labels", HUGE], "--labels"),
+    (ssl, ["--epochs", HUGE], "--epochs"),
+], ids=lambda v: v if isinstance(v, str) and v.startswith("--") else None)
+def test_every_numeric_flag_has_a_range(command, argv, flag, tmp_path, capsys):
+    line = fails(lambda a: command.main(a), [*argv, *(["--out", str(tmp_path / "out")] if command in (train, ssl) else [])],
+                 capsys)
+    assert f"argument {flag}:" in line, line
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_ssl_batch_larger_than_the_unlabelled_digits(tmp_path, capsys):
+    line = fails(ssl.main, ["--quick", "--batch-size", "9000", "--out", str(tmp_path / "out")], capsys)
+    assert "--batch-size 9000 is more than the" in line and "unlabelled digits" in line, line
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: tg.make_config(iterations=-5), "argument iterations is -5"),
+    (lambda: tg.make_config(lr=float("nan")), "argument lr is nan"),
+    (lambda: tg.make_config(latent_dim=10**9), "argument latent_dim"),
+    (lambda: tg.make_config(gen_hidden=[8]), "unknown settings ['gen_hidden']"),
+    (lambda: tg.GAN({**tg.make_config(), "lr": -1}, tg.Backend("numpy")), "config['lr'] is -1"),
+    (lambda: tg.GAN(tg.make_config(conditional=True), tg.Backend("numpy")).sample(3, labels=[1, 2, -1]),
+     "argument labels must be digits 0-9"),
+    (lambda: tg.GAN(tg.make_config(conditional=True), tg.Backend("numpy")).sample(2, labels=[10, 3]),
+     "argument labels must be digits 0-9"),
+    (lambda: tg.GAN(tg.make_config(conditional=True), tg.Backend("numpy")).sample(3, labels=[1, 2]),
+     "argument labels must be 3 integer digits"),
+    (lambda: tg.GAN(tg.make_config(), tg.Backend("numpy")).sample(2, labels=[1, 2]), "unconditional"),
+    (lambda: tg.GAN(tg.make_config(), tg.Backend("numpy")).sample(-4), "argument n=-4"),
+    (lambda: tg.GAN(tg.make_config(), tg.Backend("numpy")).sample(2.5), "argument n must be an integer"),
+], ids=["iterations", "lr_nan", "latent", "unknown", "GAN_lr", "label_-1", "label_10", "label_count", "uncond",
+        "n_negative", "n_float"])
+def test_public_api_arguments_have_ranges(call, words):
+    with pytest.raises(ValueError) as e:
+        call()
+    assert words in str(e.value), str(e.value)
+
+
+INTERRUPT_IMPORT = """
+import sys
+STOP_AT = sys.argv[2]
+class Stop:  # Ctrl-C arriving while matplotlib is imported (the first ~0.4 s of a command)
+    def find_spec(self, name, path=None, target=None):
+        if name == STOP_AT:
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, Stop())
+sys.argv = [sys.argv[1], *sys.argv[3:]]
+import runpy
+runpy.run_path(sys.argv[0], run_name="__main__") if sys.argv[0].endswith(".py") else runpy.run_module(
+    "tinygan", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("target, module, argv", [
+    ("tinygan", "matplotlib", ["train"]), ("tinygan", "matplotlib", ["ssl", "--quick"]),
+    ("tinygan", "numpy", ["sample", "--checkpoint", "x"]), ("tinygan", "tinygan.commands", ["evaluate"]),
+    (str(ROOT / "examples" / "train_mnist.py"), "matplotlib", []),
+    (str(ROOT / "examples" / "evaluate.py"), "tinygan.commands", ["--checkpoint", "x"])])
+def test_ctrl_c_while_starting_is_one_line(target, module, argv, tmp_path):
+    p = subprocess.run([sys.executable, "-c", INTERRUPT_IMPORT, target, module, *argv], cwd=tmp_path, capture_output=True,
+                       text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 130 and len(lines) == 1 and "interrupted while starting" in lines[0], p.stderr

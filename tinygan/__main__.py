@@ -2,6 +2,8 @@
 import importlib
 import sys
 
+INTERRUPTED = "interrupted while starting; nothing was written"  # (tinygan.commands would load the whole package)
+
 COMMANDS = {
     "train": "train a GAN on MNIST (the flags of examples/train_mnist.py)",
     "sample": "generate digits from a checkpoint: png, npy, npz or IDX files",
@@ -31,7 +33,12 @@ def main(argv=None):
         print(f"tinygan: error: unknown command {name!r}: choose one of {', '.join(COMMANDS)} (see --help)",
               file=sys.stderr)
         return 2
-    importlib.import_module(f"tinygan.commands.{name}").main(argv[1:], prog=f"tinygan {name}")
+    try:  # its imports take a moment (matplotlib): a Ctrl-C then is the same one line as a Ctrl-C later
+        command = importlib.import_module(f"tinygan.commands.{name}")
+    except KeyboardInterrupt:
+        print(f"tinygan {name}: error: {INTERRUPTED}", file=sys.stderr)
+        return 130
+    command.main(argv[1:], prog=f"tinygan {name}")
     return 0
 
 

@@ -3,6 +3,7 @@ import json
 import os
 
 from ..run import cli
+from ..run.limits import MAX_EVAL
 from . import guarded
 from ..models.checkpoint import CheckpointError, load_gan
 from ..measure.evaluation import evaluate_gan, format_table
@@ -16,17 +17,17 @@ def parser(prog=None):
     p = cli.Parser(prog=prog, description="Score the digits a tinygan checkpoint makes, with the shipped MNIST "
                                           "classifier.")
     p.add_argument("--checkpoint", required=True, metavar="PATH")
-    p.add_argument("--n", type=cli.positive(int), default=10000,
+    p.add_argument("--n", type=cli.positive(int, MAX_EVAL), default=10000,
                    help=f"number of samples (at least {MIN_N}; 10,000 for published numbers)")
     p.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files")
     p.add_argument("--require-full", action="store_true",
                    help="fail instead of scoring against the bundled 10k split when the full MNIST is not found")
     p.add_argument("--json", metavar="PATH", help="also write the result as JSON here")
-    p.add_argument("--cas", type=cli.positive(int), metavar="N",
+    p.add_argument("--cas", type=cli.positive(int, MAX_EVAL), metavar="N",
                    help="conditional checkpoints: also train the project's classifier on N generated labelled digits "
                         "and report its accuracy on the real test split, beside the same classifier trained on N real "
                         "digits (Classification Accuracy Score; 10000 is a good N)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=cli.seed, default=0)
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     cli.add_threads(p)
     return p

@@ -9,6 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..run import cli
+from ..run.limits import MAX_BATCH, MAX_SAMPLES
 from . import guarded
 from ..models.checkpoint import CheckpointError, load_gan
 from ..data.mnist import SUMS
@@ -23,7 +24,7 @@ CHUNK = 10000  # samples made and written at a time: memory stays near CHUNK x 3
 def parser(prog=None):
     p = cli.Parser(prog=prog, description="Generate digits from a tinygan checkpoint.")
     p.add_argument("--checkpoint", required=True, metavar="PATH")
-    p.add_argument("--n", type=cli.positive(int), default=64, help="number of samples")
+    p.add_argument("--n", type=cli.positive(int, MAX_SAMPLES), default=64, help="number of samples")
     p.add_argument("--digit", type=int, choices=range(10), metavar="0-9",
                    help="conditional checkpoints only: generate only this digit")
     p.add_argument("--format", type=cli.names(FORMATS, "png,idx"), action="append", metavar="png,npy,npz,idx",
@@ -36,8 +37,8 @@ def parser(prog=None):
                    help="IDX files are NAME-images-idx3-ubyte and NAME-labels-idx1-ubyte (default train: MNIST's "
                         "names for a training set; t10k for a test set)")
     p.add_argument("--overwrite", action="store_true", help="replace sample files already in --out")
-    p.add_argument("--chunk", type=cli.positive(int), default=CHUNK, help=f"samples per chunk (default {CHUNK})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chunk", type=cli.positive(int, MAX_BATCH), default=CHUNK, help=f"samples per chunk (default {CHUNK})")
+    p.add_argument("--seed", type=cli.seed, default=0)
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     cli.add_threads(p)
     return p

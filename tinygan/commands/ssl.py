@@ -10,6 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..run import cli
+from ..run.limits import MAX_BATCH, MAX_LABELS, MAX_STEPS
 from . import guarded
 from ..data.augment import balanced_subset, experiment_split
 from ..engine.backend import Backend
@@ -28,15 +29,15 @@ QUICK = dict(d_hidden=[64, 32], g_hidden=[32], epochs=3, steps_per_epoch=4, batc
 def parser(prog=None):
     p = cli.Parser(prog=prog, description="Train the semi-supervised GAN on MNIST: its discriminator, trained on a "
                                           "few labelled and all unlabelled digits, becomes a digit recognizer.")
-    p.add_argument("--labels", type=cli.positive(int), default=DEFAULTS["labels"],
+    p.add_argument("--labels", type=cli.positive(int, MAX_LABELS), default=DEFAULTS["labels"],
                    help="labelled digits, a multiple of 10: the same number of each digit, chosen by --seed")
-    p.add_argument("--epochs", type=cli.positive(int),
+    p.add_argument("--epochs", type=cli.positive(int, MAX_STEPS),
                    help=f"passes over the unlabelled digits (default {DEFAULTS['epochs']})")
-    p.add_argument("--steps-per-epoch", type=cli.positive(int), help="steps per epoch (default: unlabelled digits / batch)")
-    p.add_argument("--batch-size", type=cli.positive(int), help="rows of each kind per step: labelled, unlabelled, generated")
-    p.add_argument("--lr", type=cli.positive(float))
+    p.add_argument("--steps-per-epoch", type=cli.positive(int, MAX_STEPS), help="steps per epoch (default: unlabelled digits / batch)")
+    p.add_argument("--batch-size", type=cli.positive(int, MAX_BATCH), help="rows of each kind per step: labelled, unlabelled, generated")
+    p.add_argument("--lr", type=cli.positive(float, 10))
     p.add_argument("--ema", type=cli.in_range(0, 1), help="decay of the average of D's weights that is evaluated and exported")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=cli.seed, default=0)
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     cli.add_threads(p)
     p.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files")
@@ -46,7 +47,7 @@ def parser(prog=None):
                                  "with --resume, the checkpoint's folder)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint of this command")
-    p.add_argument("--sample-every", type=cli.positive(int), default=10, help="epochs between sample grids")
+    p.add_argument("--sample-every", type=cli.positive(int, MAX_STEPS), default=10, help="epochs between sample grids")
     p.add_argument("--quick", action="store_true", help="a smoke run in seconds: tiny model, 3 epochs of 4 steps")
     return p
 
@@ -101,6 +102,8 @@ def train(argv, prog):
             raise cli.UsageError(f"--labels {config['labels']}: {per_class} of each digit asked for, but the rarest "
                                  f"digit has {fewest} training images; use at most --labels {10 * fewest}")
         B = config["batch_size"]
+        if B > len(x):
+            raise cli.UsageError(f"--batch-size {B} is more than the {len(x)} unlabelled digits: choose a smaller batch")
         config["steps_per_epoch"] = config["steps_per_epoch"] or len(x) // B
         if config["steps_per_epoch"] * B > len(x):
             raise cli.UsageError(f"--steps-per-epoch {config['steps_per_epoch']} x --batch-size {B} is more than the "

@@ -7,6 +7,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..run import cli
+from ..run.limits import MAX_BATCH, MAX_EVAL, MAX_LATENT, MAX_STEPS
 from . import guarded
 from ..engine.backend import Backend
 from ..models.checkpoint import GAN_FIELDS, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
@@ -36,39 +37,40 @@ def parser(prog=None):
     p.add_argument("--preset", choices=sorted(PRESETS), default="seed",
                    help="seed: the original 100-128-784 design; deep: the stronger LeakyReLU/tanh MLP")
     p.add_argument("--conditional", action="store_true", help="give the digit label to G and D")
-    p.add_argument("--iterations", type=cli.positive(int), help="training iterations (preset default)")
-    p.add_argument("--batch-size", type=cli.positive(int))
-    p.add_argument("--lr", type=cli.positive(float))
+    p.add_argument("--iterations", type=cli.positive(int, MAX_STEPS), help="training iterations (preset default)")
+    p.add_argument("--batch-size", type=cli.positive(int, MAX_BATCH))
+    p.add_argument("--lr", type=cli.positive(float, 10))
     p.add_argument("--beta1", type=cli.in_range(0, 1))
     p.add_argument("--beta2", type=cli.in_range(0, 1))
-    p.add_argument("--latent-dim", type=cli.positive(int))
+    p.add_argument("--latent-dim", type=cli.positive(int, MAX_LATENT))
     p.add_argument("--g-hidden", type=cli.sizes, help="generator hidden sizes, e.g. 128,256,512,1024")
     p.add_argument("--d-hidden", type=cli.sizes, help="discriminator hidden sizes, e.g. 512,256")
     p.add_argument("--ema", type=cli.in_range(0, 1), help="decay of an average of G's weights used for samples (0: off)")
     p.add_argument("--smooth", type=cli.in_range(0.5, 1, closed_lo=False, closed_hi=True),
                    help="D's target for real images (1: none; 0.9: one-sided smoothing)")
     p.add_argument("--d-dropout", type=cli.in_range(0, 1), help="dropout probability after each hidden layer of D")
-    p.add_argument("--aux", type=cli.non_negative,
+    p.add_argument("--aux", type=cli.in_range(0, 100, closed_hi=True),
                    help="with --conditional: weight of D's class head (AC-GAN, deep preset); 0: D sees the label")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=cli.seed, default=0)
     p.add_argument("--out", help="folder for samples, curves, log and checkpoints (default runs/mnist; "
                                  "with --resume, the checkpoint's folder)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
-    p.add_argument("--sample-every", type=cli.positive(int), default=1000)
-    p.add_argument("--checkpoint-every", type=cli.positive(int), default=1000)
-    p.add_argument("--log-every", type=cli.positive(int), default=100)
+    p.add_argument("--sample-every", type=cli.positive(int, MAX_STEPS), default=1000)
+    p.add_argument("--checkpoint-every", type=cli.positive(int, MAX_STEPS), default=1000)
+    p.add_argument("--log-every", type=cli.positive(int, MAX_STEPS), default=100)
     p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint (its config is used)")
     p.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files (.gz or raw), or an IDX set "
                                                  "with an MD5SUMS (such as tinygan sample --format idx writes)")
     p.add_argument("--require-full", action="store_true",
                    help="fail instead of training on the bundled 10k split when the full MNIST is not found")
     p.add_argument("--eval", action="store_true", help="score the samples with the digit classifier at the end")
-    p.add_argument("--eval-every", type=cli.positive(int), help="also score them every N iterations (implies --eval)")
-    p.add_argument("--eval-n", type=cli.positive(int), default=10000, help=f"samples per evaluation (>= {MIN_EVAL})")
+    p.add_argument("--eval-every", type=cli.positive(int, MAX_STEPS), help="also score them every N iterations (implies --eval)")
+    p.add_argument("--eval-n", type=cli.positive(int, MAX_EVAL), default=10000,
+                   help=f"samples per evaluation ({MIN_EVAL} to {MAX_EVAL:,})")
     p.add_argument("--trace", action="store_true",
                    help="log layer norms, update ratios, unit health, D-output histograms and diagnoses; "
                         "draw internals.png")
-    p.add_argument("--trace-every", type=cli.positive(int),
+    p.add_argument("--trace-every", type=cli.positive(int, MAX_STEPS),
                    help="iterations between trace points (implies --trace; default: --log-every)")
     return p
 

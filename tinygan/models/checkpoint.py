@@ -1,6 +1,5 @@
 """Checkpoints: one .npz (no pickle) holding G, D, both Adams, the iteration, RNG state and config; checked on load."""
 import json
-import math
 import re
 import os
 import zipfile
@@ -9,10 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ..run.fileio import atomic_write, npz_headers, npz_read
-from ..run.limits import (MAX_BATCH, MAX_LABELS, MAX_LATENT, MAX_LAYERS, MAX_PARAMS, MAX_SEED, MAX_STEPS, MAX_TEXT,
-                          MAX_UNITS, dense_params, layer_problem)
+from ..run.limits import MAX_PARAMS, MAX_TEXT
+from .fields import GAN_FIELDS, SSL_FIELDS, config_problem, model_params  # noqa: F401  (checked here, re-exported)
 
-N_CLASSES, IMAGE = 10, 784
 TEXT = ("config", "rng_state", "run", "data")  # members holding one JSON string
 SCALARS = ("iteration",)
 PARTS = ("G", "D", "opt_g", "opt_d")
@@ -35,92 +33,20 @@ def save_checkpoint(path, gan):
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def _sizes(v):
-    return layer_problem(v) is None
-
-
-def _number(v):
-    return type(v) in (int, float) and math.isfinite(v)
-
-
-def _count(hi):
-    return lambda v: type(v) is int and 0 < v <= hi
-
-
-SIZES = f"a list of positive layer sizes (at most {MAX_LAYERS} layers of at most {MAX_UNITS} units)"
-
-# Each config field of a GAN: (test, what it must be). A hand-edited or foreign file fails here, by name, before
-# any model is built from it: every size has an upper bound (tinygan/run/limits.py).
-GAN_FIELDS = {
-    "preset": (lambda v: isinstance(v, str) and len(v) < 100, "a preset name"),
-    "conditional": (lambda v: type(v) is bool, "true or false"),
-    "seed": (lambda v: type(v) is int and 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}"),
-    "g_hidden": (_sizes, SIZES),
-    "d_hidden": (_sizes, SIZES),
-    "act": (lambda v: v in ("relu", "leaky"), "'relu' or 'leaky'"),
-    "g_out": (lambda v: v in ("sigmoid", "tanh"), "'sigmoid' or 'tanh'"),
-    "d_logits": (lambda v: type(v) is bool, "true or false"),
-    "data_range": (lambda v: v in ("unit", "signed"), "'unit' or 'signed'"),
-    "lr": (lambda v: _number(v) and 0 < v <= 10, "a number in (0, 10]"),
-    "beta1": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "beta2": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "batch_size": (_count(MAX_BATCH), f"a positive integer (at most {MAX_BATCH:,})"),
-    "iterations": (_count(MAX_STEPS), f"a positive integer (at most {MAX_STEPS:,})"),
-    "latent_dim": (_count(MAX_LATENT), f"a positive integer (at most {MAX_LATENT:,})"),
-    "d_dropout": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "smooth": (lambda v: _number(v) and 0.5 < v <= 1, "a number in (0.5, 1]"),
-    "ema": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "aux": (lambda v: _number(v) and 0 <= v <= 100, "a number in [0, 100]"),
-}
-
-# The semi-supervised GAN's config (tinygan/models/ssl.py), checked the same way.
-SSL_FIELDS = {
-    "kind": (lambda v: v == "ssl", "'ssl'"),
-    "labels": (lambda v: type(v) is int and 0 < v <= MAX_LABELS and v % 10 == 0,
-               f"a positive multiple of 10, at most {MAX_LABELS}"),
-    "seed": (lambda v: type(v) is int and 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}"),
-    "d_hidden": (_sizes, SIZES),
-    "g_hidden": (_sizes, SIZES),
-    "input_noise": (lambda v: _number(v) and 0 <= v <= 100, "a number in [0, 100]"),
-    "hidden_noise": (lambda v: _number(v) and 0 <= v <= 100, "a number in [0, 100]"),
-    "latent_dim": (_count(MAX_LATENT), f"a positive integer (at most {MAX_LATENT:,})"),
-    "lr": (lambda v: _number(v) and 0 < v <= 10, "a number in (0, 10]"),
-    "beta1": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "beta2": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "adam_eps": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
-    "batch_size": (_count(MAX_BATCH), f"a positive integer (at most {MAX_BATCH:,})"),
-    "unlabelled_weight": (lambda v: _number(v) and 0 <= v <= 100, "a number in [0, 100]"),
-    "ema": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "epochs": (_count(MAX_STEPS), f"a positive integer (at most {MAX_STEPS:,})"),
-    "steps_per_epoch": (_count(MAX_STEPS), f"a positive integer (at most {MAX_STEPS:,})"),
-}
-
-
-def model_params(config):
-    """{'G': parameters, 'D': parameters} (an upper bound) of the model a checked config describes."""
-    latent = config["latent_dim"] + N_CLASSES
-    return {"G": dense_params([latent, *config["g_hidden"], IMAGE]),
-            "D": dense_params([IMAGE + N_CLASSES, *config["d_hidden"], N_CLASSES + 1])}
-
-
 def check_fields(config, fields, where):
     """Raise CheckpointError naming the first config field that is missing or out of range."""
     if not isinstance(config, dict):
         raise CheckpointError(f"{where}: field 'config' is a {type(config).__name__}, not a dictionary of settings; "
                               "the file is not a tinygan checkpoint or was edited by hand")
-    for key, (ok, what) in fields.items():
+    problem = config_problem(config, fields)
+    if problem:
+        key, text = problem
+        if key is None:
+            raise CheckpointError(f"{where}: field 'config' {text}; the file was edited by hand or is not tinygan's")
         if key not in config:
             raise CheckpointError(f"{where}: field 'config.{key}' is missing; the file is not a checkpoint of this "
                                   "version of tinygan or was edited by hand")
-        if not ok(config[key]):
-            shown = repr(config[key])
-            shown = shown if len(shown) <= 80 else shown[:77] + "..."
-            raise CheckpointError(f"{where}: field 'config.{key}' is {shown}, it must be {what}")
-    if {"g_hidden", "d_hidden", "latent_dim"} <= set(fields):
-        for part, n in model_params(config).items():
-            if n > MAX_PARAMS:
-                raise CheckpointError(f"{where}: field 'config' describes a {part} of {n:,} parameters, more than the "
-                                      f"{MAX_PARAMS:,} tinygan builds; the file was edited by hand or is not tinygan's")
+        raise CheckpointError(f"{where}: field 'config.{key}' {text}")
     return config
 
 

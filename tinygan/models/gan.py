@@ -5,7 +5,23 @@ from ..engine.layers import Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid
 from ..engine.losses import bce_with_logits, sigmoid, softmax_cross_entropy
 from ..engine.optim import Adam
 
+from ..run.limits import MAX_BATCH, MAX_SAMPLES
+from .fields import GAN_FIELDS, config_problem
+
 N_CLASSES, IMAGE = 10, 784
+
+
+def check_labels(labels, n, conditional):
+    """labels as n digits 0-9 on the host (numpy or cupy in, numpy out), or a ValueError naming the argument."""
+    import numpy as np  # host side: labels are checked before they reach the device
+    if not conditional:
+        raise ValueError("sample: argument labels is for a conditional GAN; this one is unconditional (labels=None)")
+    y = np.asarray(labels.get() if hasattr(labels, "get") else labels)
+    if y.shape != (n,) or y.dtype.kind not in "iu":
+        raise ValueError(f"sample: argument labels must be {n} integer digits, got shape {y.shape} of {y.dtype}")
+    if n and (int(y.min()) < 0 or int(y.max()) >= N_CLASSES):
+        raise ValueError(f"sample: argument labels must be digits 0-9, got {int(y.min())}..{int(y.max())}")
+    return y
 
 PRESETS = {
     # The original design: Keras MLP GAN on [0, 1] data, sigmoid outputs and clipped BCE.
@@ -28,7 +44,15 @@ def make_config(preset="seed", **overrides):
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: choose one of {sorted(PRESETS)}")
     config = dict(PRESETS[preset], preset=preset, conditional=False, seed=0)
+    unknown = sorted(set(overrides) - set(config))
+    if unknown:
+        raise ValueError(f"unknown settings {unknown}: choose from {sorted(config)}")
     config.update({k: v for k, v in overrides.items() if v is not None})
+    problem = config_problem(config, GAN_FIELDS)
+    if problem:
+        key, text = problem
+        raise ValueError(f"make_config: {key or 'the model'} {text}" if key is None else
+                         f"make_config: argument {key} {text}")
     return config
 
 
@@ -51,6 +75,11 @@ class GAN:
     ema_key = "G_ema"  # the checkpoint entry of the averaged weights (of G here)
 
     def __init__(self, config, be):
+        present = {k: v for k, v in GAN_FIELDS.items() if k in config} if isinstance(config, dict) else {}
+        problem = config_problem(config, present) if isinstance(config, dict) else (None, "is not a dictionary")
+        if problem:
+            key, text = problem
+            raise ValueError(f"GAN: config {text}" if key is None else f"GAN: config[{key!r}] {text}")
         self.config, self.be, self.iteration = config, be, 0
         self.counter = None  # the iteration as a device array, once use_device_counters() is called
         c, extra = config, N_CLASSES if config["conditional"] else 0
@@ -210,6 +239,14 @@ class GAN:
     def sample(self, n, labels=None, batch=1000):
         """n host images (n, 28, 28) in [0, 1] for the given labels (conditional: random if None)."""
         be, out = self.be, []
+        if type(n) is not int and not (hasattr(n, "dtype") and n.dtype.kind in "iu" and n.ndim == 0):
+            raise ValueError(f"sample: argument n must be an integer, not {type(n).__name__}")
+        if not 1 <= n <= MAX_SAMPLES:
+            raise ValueError(f"sample: argument n={n} must be from 1 to {MAX_SAMPLES:,}")
+        if not 1 <= batch <= MAX_BATCH:
+            raise ValueError(f"sample: argument batch={batch} must be from 1 to {MAX_BATCH}")
+        if labels is not None:
+            labels = check_labels(labels, n, self.config["conditional"])
         if self.config["conditional"] and labels is None:
             labels = be.randint(N_CLASSES, n)
         for a in range(0, n, batch):

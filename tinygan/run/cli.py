@@ -2,7 +2,10 @@
 import argparse
 import math
 import os
+import shlex
 import sys
+
+from .limits import MAX_LAYERS, MAX_SEED, MAX_THREADS, MAX_UNITS
 
 
 class UsageError(Exception):
@@ -15,6 +18,15 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)  # --cond is not --conditional: what was given is what is named
         super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        """add_argument, with the default shown in --help wherever one is set and the help does not give it."""
+        default, help = kwargs.get("default"), kwargs.get("help")
+        if default not in (None, False, argparse.SUPPRESS) and help != argparse.SUPPRESS and \
+                "default" not in (help or ""):
+            shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+            kwargs["help"] = f"{help + ' ' if help else ''}(default {shown})".replace("%", "%%")
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message):
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
@@ -55,8 +67,13 @@ def command(prog, name):
     return f"tinygan {name}" if prog.startswith("tinygan") else f"python examples/{SCRIPTS[name]}"
 
 
-def positive(cast):
-    """An argparse type: a number of `cast` that must be > 0 and finite."""
+def shell(prog, name, *words):
+    """A command line for the user to paste: the command as this one was run, then words, shell-quoted."""
+    return " ".join([command(prog, name), shlex.join(str(w) for w in words)]).strip()
+
+
+def positive(cast, hi=None):
+    """An argparse type: a number of `cast` that must be > 0 and finite (and at most hi, if given)."""
     def parse(text):
         try:
             value = cast(text)
@@ -64,9 +81,22 @@ def positive(cast):
             raise argparse.ArgumentTypeError(f"{text!r} is not a{'n' if cast is int else ''} {cast.__name__}") from None
         if not value > 0 or not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite {cast.__name__}")
+        if hi is not None and value > hi:
+            raise argparse.ArgumentTypeError(f"{text} is more than the {hi:,} allowed")
         return value
     parse.__name__ = f"positive {cast.__name__}"
     return parse
+
+
+def seed(text):
+    """An argparse type: a random seed, an integer from 0 to MAX_SEED."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text} must be an integer from 0 to {MAX_SEED}")
+    return value
 
 
 def in_range(lo, hi, closed_hi=False, closed_lo=True):
@@ -104,6 +134,8 @@ def sizes(text):
         values = []
     if not values or min(values) <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of positive sizes such as 256,512")
+    if len(values) > MAX_LAYERS or max(values) > MAX_UNITS:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {MAX_LAYERS} layers of at most {MAX_UNITS} units")
     return values
 
 
@@ -119,7 +151,7 @@ def names(allowed, example):
 
 def add_threads(p):
     """The --threads flag: BLAS threads for the numpy backend (default 1: see README, Threads)."""
-    p.add_argument("--threads", type=positive(int), default=1,
+    p.add_argument("--threads", type=positive(int, MAX_THREADS), default=1,
                    help="BLAS threads on the CPU (default 1: a small MLP gains little from more, and spinning "
                         "worker threads slow a busy machine down many times over)")
 
