@@ -1,8 +1,10 @@
 """Hostile files and absurd numbers: every size read from a checkpoint is bounded and checked before allocation."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -149,7 +151,7 @@ HUGE = "1" + "0" * 29  # 1e29 written out, as an integer flag takes it
     (train, ["--eval-n", HUGE], "--eval-n"),
     (train, ["--iterations", HUGE], "--iterations"),
     (train, ["--batch-size", HUGE], "--batch-size"),
-    (train, ["--lr", "1e300"], "--lr"),
+    (train, ["--lr", "1e300"], "--lr"),  # up to 1e6 is allowed: the finite guard stops such a run
     (train, ["--aux", "1e300", "--conditional", "--preset", "deep"], "--aux"),
     (sample, ["--checkpoint", "x.npz", "--n", HUGE], "--n"),
     (sample, ["--checkpoint", "x.npz", "--chunk", HUGE], "--chunk"),
@@ -218,3 +220,60 @@ def test_ctrl_c_while_starting_is_one_line(target, module, argv, tmp_path):
                        text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 130 and len(lines) == 1 and "interrupted while starting" in lines[0], p.stderr
+
+
+# --- --overwrite removes every product of the run it replaces, whatever its kind ---
+
+def test_train_overwrite_over_a_semi_supervised_folder(tmp_path):
+    out = tmp_path / "run"
+    ssl.main(["--quick", "--out", str(out)])
+    assert {"recognizer.npz", "samples.png"} <= {p.name for p in out.iterdir()}
+    train.main([*SMALL, "--iterations", "5", "--sample-every", "5", "--out", str(out), "--overwrite"])
+    left = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    assert left == {"checkpoint.npz", "log.jsonl", "config.json", "curves.png", "samples_000005.png"}, left
+
+
+def test_ssl_overwrite_over_a_gan_folder(tmp_path):
+    out = tmp_path / "run"
+    train.main([*SMALL, "--iterations", "6", "--sample-every", "3", "--trace", "--out", str(out)])
+    assert {"samples_000003.png", "internals.png"} <= {p.name for p in out.iterdir()}
+    ssl.main(["--quick", "--out", str(out), "--overwrite"])
+    left = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    assert not [n for n in left if n.startswith("samples_") or n == "internals.png"], left
+
+
+# --- sample: bounded work, and nothing left behind when stopped ---
+
+def test_a_png_alone_draws_only_its_grid(ckpt, tmp_path, capsys):
+    sample.main(["--checkpoint", str(ckpt), "--n", str(10**9), "--format", "png",
+                 "--out", str(tmp_path / "s")])  # 10^9 samples for a 100-image grid: instant, not hours
+    assert (tmp_path / "s" / "samples.png").is_file()
+
+
+def test_sample_refuses_what_would_take_too_long(ckpt, tmp_path, capsys):
+    line = fails(sample.main, ["--checkpoint", str(ckpt), "--n", "100000", "--format", "npy", "--max-hours", "1e-6",
+                               "--out", str(tmp_path / "s")], capsys)
+    assert "--n 100000: about" in line and "hours at this machine's measured speed" in line, line
+    assert not list((tmp_path / "s").iterdir())
+
+
+def test_sample_refuses_what_the_disk_cannot_hold(ckpt, tmp_path, capsys):
+    line = fails(sample.main, ["--checkpoint", str(ckpt), "--n", str(10**9), "--format", "npy",
+                               "--out", str(tmp_path / "s")], capsys)
+    assert "the files need 3136.00 GB" in line, line
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_sample_leaves_no_temp_files(ckpt, tmp_path, signum, code):
+    out = tmp_path / "s"
+    p = subprocess.Popen([sys.executable, "-m", "tinygan", "sample", "--checkpoint", str(ckpt), "--n", "3000000",
+                          "--format", "npy", "--out", str(out)], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"})
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out.is_dir() and sum(f.stat().st_size for f in out.iterdir()) > 1e6):
+        time.sleep(0.05)  # until the temp files have data in them
+    p.send_signal(signum)
+    err = p.communicate(timeout=60)[1]
+    lines = [ln for ln in err.splitlines() if ln.strip() and "chunk" not in ln]
+    assert p.returncode == code and len(lines) == 1 and "nothing is left half-written" in lines[0], err
+    assert list(out.iterdir()) == [], list(out.iterdir())

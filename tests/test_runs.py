@@ -32,8 +32,9 @@ def test_a_second_run_never_replaces_the_first(tmp_path, capsys):
     train.main([*SMALL, "--iterations", "20", "--sample-every", "10", "--out", str(out)])
     before = (out / "checkpoint.npz").read_bytes()
     line = fails(train.main, [*SMALL, "--iterations", "5", "--out", str(out)], capsys)
-    assert (f"--out {out} already holds another run (checkpoint at iteration 20, log up to iteration 20): to "
-            f"continue it pass --resume {out / 'checkpoint.npz'}; to replace it pass --overwrite") in line
+    assert (f"--out {out} already holds another run (checkpoint at iteration 20, log up to iteration 20): it is "
+            f"finished: to train it further pass --resume {out / 'checkpoint.npz'} --iterations N (N above 20); to replace it pass "
+            "--overwrite") in line  # the run is finished: a bare --resume would have nothing to train
     assert (out / "checkpoint.npz").read_bytes() == before
     train.main([*SMALL, "--iterations", "5", "--sample-every", "5", "--out", str(out), "--overwrite"])
     assert int(arrays(out / "checkpoint.npz")["iteration"]) == 5

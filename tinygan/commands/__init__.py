@@ -15,5 +15,7 @@ def guarded(command, argv, prog, interrupted=INTERRUPTED, also=()):
         cli.fail(prog, e)
     except OSError as e:
         cli.fail(prog, cli.write_error(e))
-    except KeyboardInterrupt:
-        cli.fail(prog, interrupted, code=130)
+    except KeyboardInterrupt as e:  # Ctrl-C (130), or SIGTERM where a command turns it into Terminated (143)
+        terminated = type(e).__name__ == "Terminated"
+        cli.fail(prog, interrupted.replace("interrupted", "stopped by SIGTERM") if terminated else interrupted,
+                 code=143 if terminated else 130)

@@ -10,19 +10,19 @@ import numpy as np
 from tqdm import tqdm
 
 from ..run import cli
-from ..run.limits import MAX_BATCH, MAX_LABELS, MAX_STEPS
+from ..run.limits import MAX_BATCH, MAX_LABELS, MAX_LR, MAX_STEPS
 from . import guarded
 from ..data.augment import balanced_subset, experiment_split
 from ..engine.backend import Backend
 from ..models.checkpoint import SSL_FIELDS, CheckpointError, check_fields, load_checkpoint, read_checkpoint, save_checkpoint
 from ..run.plots import plot_ssl_curves, save_grid
 from ..models.recognizer import export_recognizer
-from ..run.runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite
+from ..run.runs import PRODUCTS, Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite
 from ..models.ssl import DEFAULTS, SSLGAN, make_ssl_config
 
 # Flags that --resume accepts: they steer the run, not the model or its training.
 RUN_CONTROL = {"epochs", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every", "resume"}
-OUTPUTS = ("config.json", "curves.png", "samples.png", "recognizer.npz")  # what --overwrite also removes
+OUTPUTS = PRODUCTS["ssl"]  # what --overwrite removes (tinygan/run/runs.py keeps every kind's list)
 QUICK = dict(d_hidden=[64, 32], g_hidden=[32], epochs=3, steps_per_epoch=4, batch_size=20)
 
 
@@ -35,7 +35,7 @@ def parser(prog=None):
                    help=f"passes over the unlabelled digits (default {DEFAULTS['epochs']})")
     p.add_argument("--steps-per-epoch", type=cli.positive(int, MAX_STEPS), help="steps per epoch (default: unlabelled digits / batch)")
     p.add_argument("--batch-size", type=cli.positive(int, MAX_BATCH), help="rows of each kind per step: labelled, unlabelled, generated")
-    p.add_argument("--lr", type=cli.positive(float, 10))
+    p.add_argument("--lr", type=cli.positive(float, MAX_LR))
     p.add_argument("--ema", type=cli.in_range(0, 1), help="decay of the average of D's weights that is evaluated and exported")
     p.add_argument("--seed", type=cli.seed, default=0)
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
@@ -93,7 +93,7 @@ def train(argv, prog):
 
     # --- the run folder: ours alone (a lock), never another run's files (see tinygan/run/runs.py) ---
     cli.output_folder(out)
-    run = Run(out, resume=args.resume, overwrite=args.overwrite, outputs=OUTPUTS, prog=prog)
+    run = Run(out, resume=args.resume, overwrite=args.overwrite, prog=prog, kind="ssl")
     try:
         be = Backend(args.backend, "float32", seed=config["seed"])
         x, y, x_test, y_test, note = experiment_split(args.data, fallback=False if args.require_full else None)

@@ -7,7 +7,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..run import cli
-from ..run.limits import MAX_BATCH, MAX_EVAL, MAX_LATENT, MAX_STEPS
+from ..run.limits import MAX_BATCH, MAX_EVAL, MAX_LATENT, MAX_LR, MAX_STEPS
 from . import guarded
 from ..engine.backend import Backend
 from ..models.checkpoint import GAN_FIELDS, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
@@ -39,7 +39,7 @@ def parser(prog=None):
     p.add_argument("--conditional", action="store_true", help="give the digit label to G and D")
     p.add_argument("--iterations", type=cli.positive(int, MAX_STEPS), help="training iterations (preset default)")
     p.add_argument("--batch-size", type=cli.positive(int, MAX_BATCH))
-    p.add_argument("--lr", type=cli.positive(float, 10))
+    p.add_argument("--lr", type=cli.positive(float, MAX_LR))
     p.add_argument("--beta1", type=cli.in_range(0, 1))
     p.add_argument("--beta2", type=cli.in_range(0, 1))
     p.add_argument("--latent-dim", type=cli.positive(int, MAX_LATENT))

@@ -1,8 +1,8 @@
 """The fields of a GAN's and a semi-supervised GAN's config, each with its range: what a file or a caller may ask for."""
 import math
 
-from ..run.limits import (MAX_BATCH, MAX_LABELS, MAX_LATENT, MAX_LAYERS, MAX_PARAMS, MAX_SEED, MAX_STEPS, MAX_UNITS,
-                          dense_params, layer_problem)
+from ..run.limits import (MAX_BATCH, MAX_LABELS, MAX_LATENT, MAX_LAYERS, MAX_LR, MAX_PARAMS, MAX_SEED, MAX_STEPS,
+                          MAX_UNITS, dense_params, layer_problem)
 
 N_CLASSES, IMAGE = 10, 784
 
@@ -33,7 +33,7 @@ GAN_FIELDS = {
     "g_out": (lambda v: v in ("sigmoid", "tanh"), "'sigmoid' or 'tanh'"),
     "d_logits": (lambda v: type(v) is bool, "true or false"),
     "data_range": (lambda v: v in ("unit", "signed"), "'unit' or 'signed'"),
-    "lr": (lambda v: _number(v) and 0 < v <= 10, "a number in (0, 10]"),
+    "lr": (lambda v: _number(v) and 0 < v <= MAX_LR, f"a number in (0, {MAX_LR:g}]"),
     "beta1": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "beta2": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "batch_size": (_count(MAX_BATCH), f"a positive integer (at most {MAX_BATCH:,})"),
@@ -56,7 +56,7 @@ SSL_FIELDS = {
     "input_noise": (lambda v: _number(v) and 0 <= v <= 100, "a number in [0, 100]"),
     "hidden_noise": (lambda v: _number(v) and 0 <= v <= 100, "a number in [0, 100]"),
     "latent_dim": (_count(MAX_LATENT), f"a positive integer (at most {MAX_LATENT:,})"),
-    "lr": (lambda v: _number(v) and 0 < v <= 10, "a number in (0, 10]"),
+    "lr": (lambda v: _number(v) and 0 < v <= MAX_LR, f"a number in (0, {MAX_LR:g}]"),
     "beta1": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "beta2": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "adam_eps": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),

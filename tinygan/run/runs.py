@@ -1,14 +1,17 @@
 """A training run's folder, for any training script: one run per folder, a lock, resume checks, the log, signals."""
+import contextlib
 import glob
 import json
 import math
 import os
+import shlex
 import signal
 import sys
+import zipfile
 
 from ..engine.backend import xp_of
 from .cli import UsageError
-from .fileio import atomic_write, clean_temps
+from .fileio import atomic_write, clean_temps, npz_headers, npz_read
 
 try:
     import fcntl  # POSIX: a lock the kernel drops when its process dies, even by kill -9
@@ -16,14 +19,19 @@ except ImportError:  # Windows: runs are not locked there
     fcntl = None
 
 RUN_FILES = ("checkpoint.npz", "log.jsonl")  # what makes a folder hold a run
-OUTPUTS = ("config.json", "curves.png", "internals.png", "samples_*.png")  # what --overwrite also removes
+# Every file each kind of run writes in its folder: --overwrite removes those of the run it replaces, whatever its kind.
+PRODUCTS = {
+    "train": RUN_FILES + ("config.json", "curves.png", "internals.png", "samples_*.png"),
+    "ssl": RUN_FILES + ("config.json", "curves.png", "samples.png", "recognizer.npz"),
+}
+OUTPUTS = PRODUCTS["train"]  # (the older name)
 LOCK = ".lock"
 
 
 class Run:
     """A claimed run folder: locked against other runs until close(); start() clears what --overwrite replaces."""
 
-    def __init__(self, out, resume=None, overwrite=False, outputs=OUTPUTS, prog="tinygan train"):
+    def __init__(self, out, resume=None, overwrite=False, outputs=None, prog="tinygan train", kind="train"):
         self.out, self.lock, self.old = out, None, []
         self._claim(prog)
         clean_temps(out)  # temp files of runs that died here (kill -9, power cut) are garbage now
@@ -33,11 +41,13 @@ class Run:
             if not overwrite:
                 self.close()
                 what = describe(out)
-                how = (f"to continue it pass --resume {os.path.join(out, 'checkpoint.npz')}; "
-                       if "checkpoint.npz" in held else "")
+                how = continue_hint(out) if "checkpoint.npz" in held else ""
                 raise UsageError(f"--out {out} already holds another run ({what}): {how}to replace it pass "
                                  "--overwrite; or choose another --out")
-            for pattern in RUN_FILES + tuple(outputs):  # the old run goes as a whole: no stale samples beside new ones
+            found = kind_of(out)  # the old run goes as a whole, whatever its kind: no stale files beside new ones
+            patterns = PRODUCTS[kind] + tuple(outputs or ()) + (PRODUCTS[found] if found else
+                                                                 sum(PRODUCTS.values(), ()))
+            for pattern in dict.fromkeys(patterns):
                 self.old += glob.glob(os.path.join(glob.escape(out), pattern))
 
     def start(self):
@@ -88,17 +98,54 @@ class Run:
             self.lock = None
 
 
+def peek(ckpt):
+    """(iteration, config dict) of a checkpoint file, its two small members read after their headers; None if unreadable."""
+    try:
+        with zipfile.ZipFile(ckpt) as zf:
+            h = npz_headers(zf, lambda n: n in ("iteration", "config"))
+            it, config = h.get("iteration"), h.get("config")
+            if it is None or it.shape != () or it.dtype.kind not in "iu" or config is None or config.shape != () \
+                    or config.dtype.kind != "U" or config.nbytes > 4 << 20:
+                return None
+            config = json.loads(str(npz_read(zf, config)))
+            return int(npz_read(zf, it)), config if isinstance(config, dict) else {}
+    except Exception:
+        return None
+
+
+def kind_of(out):
+    """The kind of run ('train', 'ssl') a folder holds, from its checkpoint or config.json; None if unknown."""
+    found = peek(os.path.join(out, "checkpoint.npz"))
+    config = found[1] if found else None
+    if config is None:
+        try:
+            with open(os.path.join(out, "config.json")) as f:
+                config = json.loads(f.read(1 << 20))
+        except (OSError, ValueError):
+            return None
+    if not isinstance(config, dict):
+        return None
+    return "ssl" if config.get("kind") == "ssl" else "train" if "preset" in config else None
+
+
+def continue_hint(out):
+    """How to go on with the run in out: --resume (with a target beyond a finished run's), for a refusal message."""
+    ck = os.path.join(out, "checkpoint.npz")
+    found = peek(ck)
+    flag, unit = ("--epochs", "epochs") if found and found[1].get("kind") == "ssl" else ("--iterations", "iterations")
+    if found and flag == "--iterations" and isinstance(found[1].get("iterations"), int) \
+            and found[0] >= found[1]["iterations"]:
+        return f"it is finished: to train it further pass {shlex.join(['--resume', ck])} {flag} N (N above {found[0]}); "
+    return f"to continue it pass {shlex.join(['--resume', ck])}; "
+
+
 def describe(out):
     """What a folder holds of a run, for messages: 'checkpoint at iteration 200, log up to iteration 200'."""
     parts = []
     ck = os.path.join(out, "checkpoint.npz")
     if os.path.exists(ck):
-        try:
-            import numpy as np
-            with np.load(ck, allow_pickle=False) as f:
-                parts.append(f"checkpoint at iteration {int(f['iteration'])}")
-        except Exception:
-            parts.append("an unreadable checkpoint.npz")
+        found = peek(ck)
+        parts.append(f"checkpoint at iteration {found[0]}" if found else "an unreadable checkpoint.npz")
     log = os.path.join(out, "log.jsonl")
     if os.path.exists(log):
         records, _ = read_log(log, strict=False)
@@ -180,6 +227,22 @@ def first_nonfinite(named):
         if not finite:
             return name
     return None
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the code runs (as Ctrl-C is), so with-blocks and atomic writes clean up on the way out."""
+
+
+@contextlib.contextmanager
+def terminate_raises():
+    """Within the block, SIGTERM raises Terminated (default: the process dies at once and leaves its temp files)."""
+    def handle(signum, frame):
+        raise Terminated()
+    saved = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, saved)
 
 
 class Signals:
