@@ -92,20 +92,34 @@ def test_stamp_write_failure_is_harmless(fake, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_offline_fallback_to_bundled(split, capsys):
+    # Offline the bundled t10k split is cut in two: 8,000 digits to train on, 2,000 held out to score on (one line).
     x, y = data.load_mnist(split)
-    assert x.shape == (10000, 28, 28) and y.shape == (10000,) and x.dtype == y.dtype == np.uint8
-    assert np.bincount(y, minlength=10).tolist() == TEST_COUNTS
+    n = 8000 if split == "train" else 2000
+    assert x.shape == (n, 28, 28) and y.shape == (n,) and x.dtype == y.dtype == np.uint8
+    x_all, y_all = data.load_mnist(split, hold_out=False, verbose=False)
+    assert np.array_equal(x, x_all[:8000] if split == "train" else x_all[8000:])
+    assert np.bincount(y_all, minlength=10).tolist() == TEST_COUNTS
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 2 and all(len(line) <= 110 for line in err), err  # two short lines
-    assert "bundled" in err[0] and "TINYGAN_OFFLINE" in err[0]
-    assert "--data" in err[1] and "TINYGAN_DATA" in err[1] and "TINYGAN_REQUIRE_FULL" in err[1]
+    assert len(err) == 1, err  # one line
+    assert "bundled" in err[0] and "TINYGAN_OFFLINE" in err[0] and "held out" in err[0]
+    assert "--data" in err[0] and "TINYGAN_DATA" in err[0] and "TINYGAN_REQUIRE_FULL" in err[0]
     assert ("TRAINING" in err[0]) == (split == "train")
     assert data.find_mnist() is None
 
 
+def test_offline_train_and_test_never_share_a_digit(capsys):
+    train, test = data.load_mnist("train", verbose=False), data.load_mnist("test", verbose=False)
+    assert train.source == test.source == "bundled" and not train.same_images and train.held_out == 2000
+    seen = {im.tobytes() for im in train[0]}
+    assert not any(im.tobytes() in seen for im in test[0])
+    both = data.load_mnist("train", hold_out=False)  # the caller asked for all 10,000: told they are the test digits
+    assert both.same_images and len(both[0]) == 10000
+    assert "train and test are the SAME 10,000 bundled digits" in capsys.readouterr().err
+
+
 def test_download_false_falls_back(monkeypatch, capsys):
     monkeypatch.delenv("TINYGAN_OFFLINE")
-    assert data.load_mnist(download=False, verbose=False)[0].shape == (10000, 28, 28)
+    assert data.load_mnist(download=False, verbose=False)[0].shape == (8000, 28, 28)  # 2,000 held out
     assert capsys.readouterr().err == ""
 
 
@@ -188,7 +202,7 @@ def test_error_cache_not_writable(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("TINYGAN_OFFLINE")
     x, _ = data.load_mnist(mirrors=["http://127.0.0.1:9/"])  # falls back, and says why
     err = capsys.readouterr().err.splitlines()
-    assert x.shape[0] == 10000 and len(err) == 2 and "cannot write to the MNIST cache" in err[0]
+    assert x.shape[0] == 8000 and len(err) == 1 and "cannot write to the MNIST cache" in err[0]
 
 
 def test_exception_hierarchy():

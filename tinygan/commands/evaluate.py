@@ -1,12 +1,14 @@
 """tinygan evaluate (also python examples/evaluate.py): score the digits a checkpoint makes."""
 import json
 import os
+import sys
+import time
 
 from ..run import cli
 from ..run.limits import MAX_EVAL
 from . import guarded
 from ..models.checkpoint import CheckpointError, load_gan
-from ..measure.evaluation import evaluate_gan, format_table
+from ..measure.evaluation import evaluate_gan, format_table, judge_test_score
 from ..run.fileio import atomic_write
 from ..measure.supervised import classification_accuracy
 
@@ -45,14 +47,23 @@ def evaluate(argv, prog):
         p.error(f"argument --n: {args.n} is too few samples to score (at least {MIN_N}; use 10000)")
     if args.json and os.path.isdir(args.json):
         p.error(f"argument --json: {args.json!r} is a folder: give a file name, e.g. {os.path.join(args.json, 'eval.json')}")
+    if args.json:  # checked before the work, not after it
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder):
+            p.error(f"argument --json: the folder {folder!r} does not exist: create it or choose another path")
+        if not os.access(folder, os.W_OK) or (os.path.exists(args.json) and not os.access(args.json, os.W_OK)):
+            p.error(f"argument --json: cannot write {args.json!r} (permission denied): choose another path")
     if args.require_full:
         os.environ["TINYGAN_REQUIRE_FULL"] = "1"  # the evaluation's own data lookup reads it
     cli.set_threads(args.threads)
-    gan = cli.named("--checkpoint", CheckpointError, load_gan, args.checkpoint, args.backend)
+    gan = cli.named("--checkpoint", CheckpointError, load_gan, args.checkpoint, args.backend, prog=prog)
     if args.cas and not gan.config["conditional"]:
         p.error("argument --cas: it trains a classifier on generated digits and their labels: the checkpoint must be "
                 "conditional (train with --conditional)")
-    result = evaluate_gan(gan, args.n, args.data, seed=args.seed)
+    start = time.time()
+    result = evaluate_gan(gan, args.n, args.data, seed=args.seed,
+                          progress=lambda what: print(f"{prog}: [{time.time() - start:4.0f}s] {what}", file=sys.stderr))
+    judge_test_score(result, getattr(gan, "saved_run", {}).get("trained_on"))
     result.update(checkpoint=args.checkpoint, iteration=gan.iteration, preset=gan.config["preset"],
                   conditional=gan.config["conditional"])
     print(format_table(result))

@@ -64,7 +64,7 @@ def sample(argv, prog):
     if not args.idx_prefix.replace("-", "").replace("_", "").replace(".", "").isalnum():
         p.error(f"argument --idx-prefix: {args.idx_prefix!r} must be letters, digits, '-', '_' or '.'")
     cli.set_threads(args.threads)
-    gan = cli.named("--checkpoint", CheckpointError, load_gan, args.checkpoint, args.backend, seed=args.seed)
+    gan = cli.named("--checkpoint", CheckpointError, load_gan, args.checkpoint, args.backend, seed=args.seed, prog=prog)
     cond = gan.config["conditional"]
     if args.digit is not None and not cond:
         raise cli.UsageError("--digit: this checkpoint is not conditional (train with --conditional)")
@@ -157,7 +157,7 @@ def sample(argv, prog):
     for path in written:
         print(f"  {path}")
     if "idx" in want and args.idx_prefix == "train":
-        print(f"train on them: {cli.command(prog, 'train')} --data {out}")
+        print(f"train on them: {cli.shell(prog, 'train', '--data', out)}")
 
 
 def estimate_seconds(gan, n, cond, trial=512):

@@ -66,12 +66,12 @@ def main(argv=None, prog=None):
     guarded(train, argv, cli.prog_name(prog, "train_ssl.py"))
 
 
-def read_ssl_checkpoint(path):
-    """(arrays, config) of a checkpoint of this command; a train_mnist.py checkpoint is refused by name."""
-    arrays, config = read_checkpoint(path)
+def read_ssl_checkpoint(path, prog=""):
+    """(arrays, config) of a checkpoint of this command; a GAN's checkpoint is refused, naming the command it needs."""
+    arrays, config = read_checkpoint(path, prog=prog)
     if not isinstance(config, dict) or config.get("kind") != "ssl":
-        raise CheckpointError(f"checkpoint {path!r} is a GAN's from train_mnist.py (tinygan train), not a "
-                              "semi-supervised GAN's: resume it with train_mnist.py")
+        raise CheckpointError(f"checkpoint {path!r} is a GAN's, not a semi-supervised GAN's: resume it with "
+                              f"{cli.command(prog, 'train')}")
     return arrays, check_fields(config, SSL_FIELDS, f"checkpoint {path!r}")
 
 
@@ -81,7 +81,7 @@ def train(argv, prog):
 
     # --- config: a new run's from the flags, or the checkpoint's ---
     if args.resume:
-        arrays, config = cli.named("--resume", CheckpointError, read_ssl_checkpoint, args.resume)
+        arrays, config = cli.named("--resume", CheckpointError, read_ssl_checkpoint, args.resume, prog)
         check_resume_flags(given, args, config, RUN_CONTROL)
         config["epochs"] = check_target(int(arrays["iteration"]) // config["steps_per_epoch"], args.epochs,
                                         config["epochs"], flag="--epochs", unit="epochs")
@@ -182,7 +182,8 @@ def loop(args, prog, config, gan, be, split, out, records):
                 bar.close()
                 kept = (f"the last good checkpoint {saved[1]} (iteration {saved[0]}) is untouched" if saved
                         else "no checkpoint was saved yet")
-                sys.exit(f"{prog}: stopped in epoch {epoch + 1}: {bad} became NaN or inf; {kept}; try a lower --lr.")
+                sys.exit(f"{prog}: stopped in epoch {epoch + 1}: {bad} became NaN or inf; {kept}. A resume keeps the "
+                         "run's --lr: to train with a lower one, start a new run (another --out, or --overwrite).")
             save_checkpoint(ckpt, gan)  # checkpoint first, then the log line and the pictures
             saved = (gan.iteration, ckpt)
             if k + 1 < steps:  # stopped by a signal inside an epoch
@@ -201,8 +202,8 @@ def loop(args, prog, config, gan, be, split, out, records):
                 gan.G.train()
             if stop.signum is not None:
                 break
-    resume = " ".join([cli.command(prog, "ssl"), "--resume", ckpt] + (["--data", args.data] if args.data else [])
-                      + (["--backend", args.backend] if args.backend != "numpy" else []))
+    resume = cli.shell(prog, "ssl", "--resume", ckpt, *(["--data", args.data] if args.data else []),
+                       *(["--backend", args.backend] if args.backend != "numpy" else []))
     if stop.signum is not None:
         print(f"{prog}: stopped by {stop.name} after step {gan.iteration}; saved {ckpt}. To continue: {resume}")
         sys.exit(stop.exit_code)

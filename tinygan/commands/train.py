@@ -1,4 +1,5 @@
 """tinygan train (also python examples/train_mnist.py): train a GAN on MNIST. The training loop, top to bottom."""
+import json
 import os
 import sys
 import time
@@ -25,6 +26,8 @@ RUN_CONTROL = {"iterations", "out", "overwrite", "data", "require_full", "backen
                "checkpoint_every", "log_every", "eval", "eval_every", "eval_n", "trace", "trace_every", "resume",
                "cuda_graph"}
 MIN_EVAL = 100  # fewer samples make the evaluation table meaningless
+INTERVALS = ("checkpoint_every", "sample_every", "log_every")  # kept in the checkpoint: a resume keeps them
+DEFAULTS = {"checkpoint_every": 1000, "sample_every": 1000, "log_every": 100}
 
 
 def parser(prog=None):
@@ -55,9 +58,9 @@ def parser(prog=None):
     p.add_argument("--out", help="folder for samples, curves, log and checkpoints (default runs/mnist; "
                                  "with --resume, the checkpoint's folder)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
-    p.add_argument("--sample-every", type=cli.positive(int, MAX_STEPS), default=1000)
-    p.add_argument("--checkpoint-every", type=cli.positive(int, MAX_STEPS), default=1000)
-    p.add_argument("--log-every", type=cli.positive(int, MAX_STEPS), default=100)
+    p.add_argument("--sample-every", type=cli.positive(int, MAX_STEPS), default=DEFAULTS["sample_every"])
+    p.add_argument("--checkpoint-every", type=cli.positive(int, MAX_STEPS), default=DEFAULTS["checkpoint_every"])
+    p.add_argument("--log-every", type=cli.positive(int, MAX_STEPS), default=DEFAULTS["log_every"])
     p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint (its config is used)")
     p.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files (.gz or raw), or an IDX set "
                                                  "with an MD5SUMS (such as tinygan sample --format idx writes)")
@@ -114,10 +117,14 @@ def train(argv, prog):
 
     # --- config: a new run's from the flags, or the checkpoint's ---
     if args.resume:
-        arrays, config = cli.named("--resume", CheckpointError, read_checkpoint, args.resume, GAN_FIELDS)
+        arrays, config = cli.named("--resume", CheckpointError, read_checkpoint, args.resume, GAN_FIELDS, prog)
         done = int(arrays["iteration"])
         check_resume_flags(given, args, config, RUN_CONTROL)
-        config["iterations"] = check_target(done, args.iterations, config["iterations"])
+        keep_intervals(args, given, arrays.get("run"))
+        if (args.iterations or config["iterations"]) == done and not end_work_done(args.resume, done):
+            config["iterations"] = done  # stopped after its last step: only the end-of-run work is left
+        else:
+            config["iterations"] = check_target(done, args.iterations, config["iterations"])
     else:
         config = make_config(args.preset, conditional=args.conditional, seed=args.seed, iterations=args.iterations,
                              batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, beta2=args.beta2,
@@ -135,6 +142,8 @@ def train(argv, prog):
             raise cli.UsageError(f"--batch-size {config['batch_size']} is larger than the training set "
                                  f"({len(images)} images): choose a smaller batch")
         eval_data = None if is_custom(args.data) else args.data  # a synthetic set is scored against real MNIST
+        args.trained_on = {"bundled": "bundled-train-part" if getattr(images, "held_out", 0) else "bundled-all"}.get(
+            getattr(images, "source", None), getattr(images, "source", None))
         gan = GAN(config, be)
         if args.resume:
             cli.named("--resume", CheckpointError, load_checkpoint, args.resume, gan)
@@ -143,6 +152,23 @@ def train(argv, prog):
         loop(args, prog, config, gan, data, be, out, records, eval_data, start)
     finally:
         run.close()
+
+
+def keep_intervals(args, given, saved):
+    """Set the --*-every intervals not given on the command line to the checkpoint's (saved: its 'run' JSON)."""
+    try:
+        saved = json.loads(str(saved)) if saved is not None else {}
+    except ValueError:
+        saved = {}
+    for key in INTERVALS:
+        value = saved.get(key) if isinstance(saved, dict) else None
+        if key not in given and type(value) is int and 0 < value <= MAX_STEPS:
+            setattr(args, key, value)
+
+
+def end_work_done(ckpt, done):
+    """Whether the run of this checkpoint finished its end-of-run work at iteration done (its last grid is there)."""
+    return os.path.exists(os.path.join(os.path.dirname(ckpt) or ".", f"samples_{done:06d}.png"))
 
 
 def saved_arrays(gan):
@@ -185,13 +211,45 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
         graph = GraphStep(gan, data)
 
     # --- loop ---
-    iterations, B = config["iterations"], config["batch_size"]
+    iterations, B, first = config["iterations"], config["batch_size"], gan.iteration
+    run_settings = {**{k: getattr(args, k) for k in INTERVALS}, "trained_on": args.trained_on}  # saved in each
+    # checkpoint: a resume keeps the intervals; evaluate reads what it trained on
     source = f" from {args.data}{' (its own IDX set, checked against its MD5SUMS)' if eval_data is None else ''}" \
         if args.data else ""
     print(f"training {config['preset']} GAN{' (conditional)' if cond else ''} on {len(data)} images{source}, "
           f"{args.backend}, batch {B}, iterations {gan.iteration}->{iterations}, out {out}/")
-    bar = tqdm(total=iterations, initial=gan.iteration, unit="it", dynamic_ncols=True)
-    with bar, Signals() as stop:  # Ctrl-C / SIGTERM: finish this iteration, save, then stop
+
+    def end_of_interval(i, last):
+        """Evaluation, then the sample grid and the curves (which show that evaluation), as an interval ends."""
+        if (args.eval_every and i % args.eval_every == 0) or (args.eval and last):
+            try:  # its own noise: training's stream is untouched
+                result = evaluate_gan(gan, args.eval_n, eval_data)
+            except (MNISTDataError, ValueError, OSError) as e:
+                tqdm.write(f"{prog}: evaluation at iteration {i} failed, training goes on: {e}", file=sys.stderr)
+            else:
+                records.append({"iter": i, "eval": result})
+                append_log(log_path, records[-1])
+                tqdm.write(f"iter {i:6d}  " + format_table(result).replace("\n", "\n             "))
+        if i % args.sample_every == 0 or last:
+            name = f"samples_{i:06d}.png"
+            images = be.to_host(gan.generate(fixed_z, fixed_y)).reshape(-1, 28, 28)
+            save_grid(images, os.path.join(out, name), nrow=10, row_labels=[str(d) for d in range(10)] if cond
+                      else None, title=f"iteration {i}")
+            written.add(name)
+            plots()
+            losses = next((r for r in reversed(records) if "d_loss" in r and r["iter"] == i), None)
+            tqdm.write(f"iter {i:6d}  " + (f"d_loss {losses['d_loss']:.3f}  g_loss {losses['g_loss']:.3f}  "
+                                           f"D(x) {losses['d_real']:.2f}  D(G(z)) {losses['d_fake']:.2f}  "
+                                           if losses else "") + f"-> {name}")
+
+    ended = False  # the end-of-run work (final checkpoint, evaluation, grid, curves) is done
+    if gan.iteration == iterations:  # resumed after its last step, before its end-of-run work: do that work now
+        print(f"{prog}: the checkpoint is at its last iteration ({iterations}); finishing the end-of-run work")
+        end_of_interval(iterations, True)
+        ended = True
+    bar = tqdm(total=iterations, initial=gan.iteration, unit="it", dynamic_ncols=True, disable=ended)
+    # NaN or inf is caught by the finite guard below and named there: NumPy's own warnings would only repeat it
+    with bar, Signals() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         while gan.iteration < iterations:
             traced = tracer and tracer.due(gan.iteration + 1)
             if graph is not None:
@@ -221,7 +279,8 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
                     kept = (f"the last good checkpoint {saved[1]} (iteration {saved[0]}) is untouched" if saved
                             else "no checkpoint was saved yet")
                     sys.exit(f"{prog}: stopped at iteration {i}: {bad} became NaN or inf (d_loss {record['d_loss']:.4g}"
-                             f", g_loss {record['g_loss']:.4g}); {kept}; try a lower --lr.")
+                             f", g_loss {record['g_loss']:.4g}); {kept}. A resume keeps the run's --lr: to train with "
+                             "a lower one, start a new run (another --out, or --overwrite).")
                 if traced:
                     record["trace"] = tracer.record(real, y if cond else None)
                     for d in record["trace"]["diagnoses"]:
@@ -232,36 +291,24 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
                                 Dx=f"{record['d_real']:.2f}", DGz=f"{record['d_fake']:.2f}")
             # End of an interval: checkpoint first, then evaluation, then pictures (which show that evaluation).
             if i % args.checkpoint_every == 0 or last:
-                save_checkpoint(ckpt, gan)
+                save_checkpoint(ckpt, gan, run_settings)
                 saved = (i, ckpt)
                 written.add("checkpoint.npz")
             if stop.signum is not None:
                 break
-            if (args.eval_every and i % args.eval_every == 0) or (args.eval and last):
-                try:  # its own noise: training's stream is untouched
-                    result = evaluate_gan(gan, args.eval_n, eval_data)
-                except (MNISTDataError, ValueError, OSError) as e:
-                    tqdm.write(f"{prog}: evaluation at iteration {i} failed, training goes on: {e}", file=sys.stderr)
-                else:
-                    records.append({"iter": i, "eval": result})
-                    append_log(log_path, records[-1])
-                    tqdm.write(f"iter {i:6d}  " + format_table(result).replace("\n", "\n             "))
-            if i % args.sample_every == 0 or last:
-                name = f"samples_{i:06d}.png"
-                images = be.to_host(gan.generate(fixed_z, fixed_y)).reshape(-1, 28, 28)
-                save_grid(images, os.path.join(out, name), nrow=10, row_labels=[str(d) for d in range(10)] if cond
-                          else None, title=f"iteration {i}")
-                written.add(name)
-                plots()
-                tqdm.write(f"iter {i:6d}  d_loss {record['d_loss']:.3f}  g_loss {record['g_loss']:.3f}  "
-                           f"D(x) {record['d_real']:.2f}  D(G(z)) {record['d_fake']:.2f}  -> {name}")
-    resume = " ".join([cli.command(prog, "train"), "--resume", ckpt] + (["--data", args.data] if args.data else [])
-                      + (["--backend", args.backend] if args.backend != "numpy" else []))
-    if stop.signum is not None:
+            end_of_interval(i, last)
+            ended = last
+    words = ["--resume", ckpt] + (["--data", args.data] if args.data else []) + \
+        (["--backend", args.backend] if args.backend != "numpy" else []) + \
+        [w for k in INTERVALS if getattr(args, k) != DEFAULTS[k] for w in ("--" + k.replace("_", "-"), getattr(args, k))]
+    resume = cli.shell(prog, "train", *words)
+    if stop.signum is not None and not ended:
         plots()
         print(f"{prog}: stopped by {stop.name} after iteration {gan.iteration}; saved {ckpt}. To continue: {resume}")
         sys.exit(stop.exit_code)
-    print(f"done: {iterations} iterations in {time.time() - start:.0f}s. Wrote to {out}/:")
+    note = f" ({stop.name} came during the end-of-run work, which finished)" if stop.signum is not None else ""
+    print(f"done: {iterations - first:,} iterations ({first:,} → {iterations:,}) in {time.time() - start:.0f}s{note}. "
+          f"Wrote to {out}/:")
     for name in sorted(written):
         print(f"  {name}")
-    print(f"generate digits: {cli.command(prog, 'sample')} --checkpoint {ckpt} --n 64")
+    print(f"generate digits: {cli.shell(prog, 'sample', '--checkpoint', ckpt, '--n', 64)}")

@@ -132,7 +132,7 @@ def experiment_split(data_dir=None, fallback=None):
         return x, y, xt, yt, "MNIST: the 60k train split to learn from; accuracy on the full 10k test split"
     # Only the bundled t10k split is here: learn from its first half and test on the other half, so no test
     # digit is ever trained on. The numbers are then NOT the standard-test-split numbers.
-    x, y = mnist.load_mnist("test", verbose=False, fallback=fallback)
+    x, y = mnist.load_mnist("test", verbose=False, fallback=fallback, hold_out=False)  # cut in two just below
     note = (f"OFFLINE: full MNIST not found; the bundled 10k test split was cut into {HOLDOUT} digits to learn "
             f"from and {len(x) - HOLDOUT} held-out digits to test on (not the standard protocol)")
     return x[:HOLDOUT], y[:HOLDOUT], x[HOLDOUT:], y[HOLDOUT:], note

@@ -42,6 +42,20 @@ GET_IT = ("pass --data DIR or set $TINYGAN_DATA to a folder with the four MNIST 
           "(train-images-idx3-ubyte.gz, ...), or allow a download (network, TINYGAN_OFFLINE unset)")
 
 
+HOLD_OUT = 2000  # offline: the last 2,000 digits of the bundled t10k split are held out of training, for scoring
+
+
+class Split(tuple):
+    """(images, labels), and where they come from (source, same_images, held_out)."""
+    # source: 'mnist', 'custom' (a set with an MD5SUMS) or 'bundled'; same_images: the train and test splits are the
+    # same images (the bundled split without its hold-out); held_out: bundled digits kept out of training (else 0)
+
+    def __new__(cls, images, labels, source, same_images=False, held_out=0):
+        self = super().__new__(cls, (images, labels))
+        self.source, self.same_images, self.held_out = source, same_images, held_out
+        return self
+
+
 ChecksumError = download.ChecksumError  # a file parses but its MD5 is not the one expected (MNIST's, or MD5SUMS's)
 
 
@@ -238,8 +252,7 @@ def _find(data_dir=None, download=True, verbose=True, mirrors=None, timeout=None
     try:
         download_mnist(cache, ALL, mirrors, timeout, verbose)
     except MNISTDataError as e:  # no network, mirrors down, cache not writable: fall back
-        why = str(e).split(" (")[0]
-        return None, why if len(why) <= 50 else why[:47] + "..."
+        return None, str(e)  # the whole reason: which file, which mirrors, what went wrong
     return str(_checked_dir(cache, "cache")), None
 
 
@@ -249,8 +262,11 @@ def find_mnist(data_dir=None, download=True, verbose=True, mirrors=None, timeout
 
 
 def load_mnist(split="train", data_dir=None, download=True, verbose=True, mirrors=None, timeout=None,
-               fallback=None):
-    """(images uint8 (N, 28, 28), labels uint8 (N,)) for split 'train' or 'test'; fallback=False refuses the bundled 10k."""
+               fallback=None, hold_out=True):
+    """(images uint8 (N, 28, 28), labels uint8 (N,)) for 'train' or 'test' as a Split saying where they come from."""
+    # fallback=False refuses the bundled 10k. Offline the bundled split is cut in two (hold_out): its first 8,000
+    # digits are 'train', the last 2,000 'test', so nothing is scored on what was trained on. hold_out=False gives
+    # all 10,000 for either split, with same_images=True (and a warning if verbose).
     if split not in FILES:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     d, why = _find(data_dir, download, verbose, mirrors, timeout)
@@ -265,11 +281,20 @@ def load_mnist(split="train", data_dir=None, download=True, verbose=True, mirror
             if p is None:
                 raise DataNotFoundError(f"{d}: bundled {n}.gz is missing; reinstall tinygan")
             verify(p, n, beside=False)  # never write stamps into the installed package
+        images, labels = (read_idx(_file(d, n)) for n in names)
+        if not hold_out:
+            if verbose:
+                print(f"tinygan: warning: no full MNIST ({why}); train and test are the SAME 10,000 bundled digits: "
+                      "a score on them is not a test score", file=sys.stderr)
+            return Split(images, labels, "bundled", same_images=True)
         if verbose:
-            use = "TRAINING on" if split == "train" else "using"
-            print(f"tinygan: no full MNIST ({why}); {use} the bundled 10k test split.\n"
-                  "tinygan: for all 60k pass --data DIR or set TINYGAN_DATA; TINYGAN_REQUIRE_FULL=1 makes this an error.",
-                  file=sys.stderr)
+            use = (f"TRAINING on {len(images) - HOLD_OUT:,} digits of the bundled 10k test split, the other "
+                   f"{HOLD_OUT:,} held out for scoring" if split == "train" else
+                   f"scoring on the {HOLD_OUT:,} digits of the bundled 10k test split held out of offline training")
+            print(f"tinygan: no full MNIST ({why}); {use} (for all 60k pass --data DIR or set TINYGAN_DATA; "
+                  "TINYGAN_REQUIRE_FULL=1 makes this an error)", file=sys.stderr)
+        cut = slice(None, -HOLD_OUT) if split == "train" else slice(-HOLD_OUT, None)
+        return Split(images[cut], labels[cut], "bundled", held_out=HOLD_OUT)
     elif is_custom(d) and not all(_file(d, n) for n in names):
         raise DataNotFoundError(f"--data {d} holds its own IDX set (it has an {SUMS}) without the {split} files "
                                 f"{' and '.join(names)}")
@@ -277,4 +302,4 @@ def load_mnist(split="train", data_dir=None, download=True, verbose=True, mirror
     if images.shape[1:] != (28, 28) or len(images) != len(labels):
         raise IDXFormatError(f"{d}: images {images.shape} and labels {labels.shape} do not match "
                              "MNIST's (N, 28, 28) and (N,); replace the files")
-    return images, labels
+    return Split(images, labels, "custom" if is_custom(d) else "mnist")

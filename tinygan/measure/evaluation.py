@@ -36,7 +36,8 @@ class Reference:
 
     def __init__(self, data_dir=None, be=None, path=None, download=True, seed=0):
         self.be, self.path, self.seed = be or get_backend(), path, seed
-        # full: the 60k train split is available; otherwise only the bundled t10k split (train = test)
+        # full: the 60k train split is available; otherwise only the bundled t10k split, cut in two: the GAN trains
+        # on its first 8,000 digits (load_mnist("train")) and is scored on the 2,000 held out (load_mnist("test"))
         self.full = mnist.find_mnist(data_dir, download=download, verbose=False) is not None
         self.data_dir = data_dir
         x_test, self.test_labels = mnist.load_mnist("test", data_dir, download=False, verbose=False)  # find_mnist fetched it if it could
@@ -58,7 +59,7 @@ class Reference:
     def train_images(self):
         """Training images as float32 (M, 784) in [0, 1]: what a GAN may have memorized."""
         if self._train is None:
-            # without the full set load_mnist("train") falls back to the bundled t10k split, which is then what was trained on
+            # without the full set: the training part of the bundled split, what an offline run trained on
             x, _ = mnist.load_mnist("train", self.data_dir, download=False, verbose=False)
             self._train = mnist.to_unit(x).reshape(len(x), -1)
         return self._train
@@ -127,7 +128,8 @@ def evaluate_images(images, requested=None, be=None, reference=None, data_dir=No
     ref = reference or load_reference(data_dir, be, download=download)
     probs, feats = _features(be or ref.be, ref.path, x)  # (N, 10), (N, 256)
     hist = metrics.class_histogram(probs)
-    out = {"n": len(x), "full_mnist": ref.full}
+    out = {"n": len(x), "full_mnist": ref.full, "reference": "test split" if ref.full else
+           f"{len(ref.test_images):,} held-out digits of the bundled split", "test_score": None}
     out["fd"] = metrics.frechet_distance(*metrics.feature_stats(feats), ref.mu, ref.sigma)
     out["fd_floor"] = ref.fd_floor()
     out["class_hist"] = [float(h) for h in hist]
@@ -156,9 +158,10 @@ def format_table(result):
     r = result
     hist = " ".join(f"{d}:{p:.2f}" for d, p in enumerate(r["class_hist"]))
     floor = _num(r["fd_floor"]) if r["full_mnist"] else "n/a (full MNIST not found)"
+    against = "test set" if r.get("reference", "test split") == "test split" else "held-out"
     rows = [
-        f"MNIST classifier evaluation, N = {r['n']}",
-        f"  FD vs test set (features)    {r['fd']:10.3f}   real train vs test floor: {floor}",
+        f"MNIST classifier evaluation, N = {r['n']}, against the {r.get('reference', 'test split')}",
+        f"  FD vs {against + ' (features)':23s}{r['fd']:10.3f}   real train vs test floor: {floor}",
         f"  class histogram              {hist}",
         f"  entropy (normalized)         {r['entropy']:10.3f}   collapsed: {'YES' if r['collapsed'] else 'no'}",
         f"  confidence (mean top prob)   {r['confidence']:10.3f}",
@@ -166,16 +169,38 @@ def format_table(result):
         f"  precision / recall (k={K})    {r['precision']:10.3f} / {r['recall']:.3f}",
         f"  nearest train image (mean)   {r['nn_dist_mean']:10.3f}   real test images: {_num(r['nn_dist_real_test'])}",
     ]
+    if r.get("test_score") is False:
+        rows.append(f"  NOT a test score: {r.get('why_not', 'the GAN may have trained on these digits')}")
     return "\n".join(rows)
 
 
-def evaluate_gan(gan, n=10000, data_dir=None, seed=0):
+def judge_test_score(result, trained_on):
+    """Mark result['test_score']: True only if the GAN's training data (trained_on, as a run records it: 'mnist',
+    'bundled-train-part', 'bundled-all', 'custom', or None if unrecorded) left out the digits it was scored on."""
+    ok = trained_on == "mnist" or (trained_on == "bundled-train-part" and not result["full_mnist"])
+    result["test_score"] = ok
+    if not ok:
+        result["why_not"] = {
+            None: "the checkpoint does not record what it trained on (an older run); it may have trained on these digits",
+            "bundled-all": "the GAN trained on all 10,000 bundled digits, these among them",
+            "bundled-train-part": "the GAN trained on 8,000 digits of MNIST's test split (the bundled one), which "
+                                  "the test set holds",
+            "custom": "the GAN trained on a set of its own (--data), which may hold these digits",
+        }.get(trained_on, f"the GAN trained on {trained_on!r}")
+    return result
+
+
+def evaluate_gan(gan, n=10000, data_dir=None, seed=0, progress=None):
     """Score n samples of a GAN (each digit equally often if conditional), drawn from noise of its own seed."""
     requested = np.arange(n) % 10 if gan.config["conditional"] else None
+    if progress:
+        progress(f"drawing {n:,} samples")
     live_rng = gan.be.rng
     gan.be.rng = gan.be.generator(seed)  # a generator of the same kind; training's random stream stays untouched
     try:
         images = gan.sample(n, requested)
     finally:
         gan.be.rng = live_rng
+    if progress:
+        progress("classifying them and comparing with real MNIST (features, precision/recall, nearest train images)")
     return evaluate_images(images, requested, be=gan.be, data_dir=data_dir)  # scored on the GAN's own backend

@@ -21,10 +21,12 @@ class CheckpointError(Exception):
     """A checkpoint cannot be read or written; the message names the file, the field and what to do."""
 
 
-def save_checkpoint(path, gan):
-    """Write gan's full training state to path atomically."""
+def save_checkpoint(path, gan, run=None):
+    """Write gan's full training state to path atomically (run: the run's own settings, e.g. its intervals)."""
     arrays = {"iteration": np.array(gan.iteration), "config": np.array(json.dumps(gan.config)),
               "rng_state": np.array(gan.be.rng_state())}
+    if run:
+        arrays["run"] = np.array(json.dumps(run))
     for prefix, part in (("G", gan.G), ("D", gan.D), ("opt_g", gan.opt_g), ("opt_d", gan.opt_d)):
         for k, v in part.state_dict().items():
             arrays[f"{prefix}/{k}"] = np.asarray(v)
@@ -177,6 +179,11 @@ def load_checkpoint(path, gan, fields=None, prog=None):
             raise CheckpointError(f"{where}: field {key!r} is missing or has the wrong shape (expected {gan.ema.shape})")
         gan.ema[...] = gan.be.asarray(arrays[key])
     gan.iteration = int(arrays["iteration"])
+    try:  # the run's own settings (intervals, what it trained on), if the run saved them
+        run = json.loads(str(arrays["run"])) if "run" in arrays else {}
+    except ValueError:
+        run = {}
+    gan.saved_run = run if isinstance(run, dict) else {}
     try:
         state = json.loads(str(arrays["rng_state"]))
     except ValueError:
