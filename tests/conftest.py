@@ -1,5 +1,6 @@
 """Shared fixtures: every array test runs once per backend; cupy skips, with its reason, without a GPU."""
 import hashlib
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -63,3 +64,13 @@ def fake(monkeypatch):
     for n, b in raw.items():
         monkeypatch.setitem(data.MD5, n, hashlib.md5(b).hexdigest())
     return raw
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per skip reason, with its count (pytest.ini's -r leaves skips out: 141 lines repeated one hint)."""
+    reasons = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    for reason, n in reasons.most_common():
+        terminalreporter.write_line(f"SKIPPED {n} test{'s' if n > 1 else ''}: {reason}")

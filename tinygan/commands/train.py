@@ -137,13 +137,14 @@ def train(argv, prog):
     run = Run(out, resume=args.resume, overwrite=args.overwrite, prog=prog)
     try:
         be = Backend(args.backend, "float32", seed=config["seed"], rng="philox" if args.cuda_graph else "default")
-        images, labels = load_mnist("train", data_dir=args.data, fallback=False if args.require_full else None)
+        split = load_mnist("train", data_dir=args.data, fallback=False if args.require_full else None)
+        images, labels = split
         if config["batch_size"] > len(images):
             raise cli.UsageError(f"--batch-size {config['batch_size']} is larger than the training set "
                                  f"({len(images)} images): choose a smaller batch")
         eval_data = None if is_custom(args.data) else args.data  # a synthetic set is scored against real MNIST
-        args.trained_on = {"bundled": "bundled-train-part" if getattr(images, "held_out", 0) else "bundled-all"}.get(
-            getattr(images, "source", None), getattr(images, "source", None))
+        args.trained_on = ("bundled-train-part" if split.held_out else "bundled-all") if split.source == "bundled" \
+            else split.source  # recorded in each checkpoint: evaluate tells a test score from one that is not
         gan = GAN(config, be)
         if args.resume:
             cli.named("--resume", CheckpointError, load_checkpoint, args.resume, gan)

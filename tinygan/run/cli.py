@@ -22,7 +22,8 @@ class Parser(argparse.ArgumentParser):
     def add_argument(self, *args, **kwargs):
         """add_argument, with the default shown in --help wherever one is set and the help does not give it."""
         default, help = kwargs.get("default"), kwargs.get("help")
-        if default not in (None, False, argparse.SUPPRESS) and help != argparse.SUPPRESS and \
+        if default is not None and default is not False and default != argparse.SUPPRESS and \
+                help != argparse.SUPPRESS and \
                 "default" not in (help or ""):
             shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
             kwargs["help"] = f"{help + ' ' if help else ''}(default {shown})".replace("%", "%%")
