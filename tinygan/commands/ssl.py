@@ -70,8 +70,9 @@ def read_ssl_checkpoint(path, prog=""):
     """(arrays, config) of a checkpoint of this command; a GAN's checkpoint is refused, naming the command it needs."""
     arrays, config = read_checkpoint(path, prog=prog)
     if not isinstance(config, dict) or config.get("kind") != "ssl":
-        raise CheckpointError(f"checkpoint {path!r} is a GAN's, not a semi-supervised GAN's: resume it with "
-                              f"{cli.command(prog, 'train')}")
+        maker = cli.command(prog, "train").removeprefix("python examples/")
+        raise CheckpointError(f"checkpoint {path!r} is a GAN's from {maker}, not a semi-supervised GAN's: resume it "
+                              f"with {cli.command(prog, 'train')}")
     return arrays, check_fields(config, SSL_FIELDS, f"checkpoint {path!r}")
 
 
