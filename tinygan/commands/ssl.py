@@ -158,7 +158,8 @@ def loop(args, prog, config, gan, be, split, out, records):
           f"batch {B}x3, {steps} steps/epoch, epochs {gan.iteration // steps}->{config['epochs']}, out {out}/")
     start, order, sums, summed = time.time() - (records[-1]["seconds"] if records else 0.0), None, {}, 0
     bar = tqdm(total=total, initial=gan.iteration, unit="it", dynamic_ncols=True)
-    with bar, Signals() as stop:  # Ctrl-C / SIGTERM: finish this step, save, then stop
+    # NaN or inf is caught by the finite guard below and named there: NumPy's own warnings would only repeat it
+    with bar, Signals() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         while gan.iteration < total:
             epoch, k = divmod(gan.iteration, steps)
             if order is None or k == 0:

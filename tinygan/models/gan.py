@@ -11,12 +11,11 @@ from .fields import GAN_FIELDS, config_problem
 N_CLASSES, IMAGE = 10, 784
 
 
-def check_labels(labels, n, conditional):
-    """labels as n digits 0-9 on the host (numpy or cupy in, numpy out), or a ValueError naming the argument."""
-    import numpy as np  # host side: labels are checked before they reach the device
+def check_labels(labels, n, conditional, xp):
+    """labels as n digits 0-9, an array of xp (the backend's), or a ValueError naming the argument."""
     if not conditional:
         raise ValueError("sample: argument labels is for a conditional GAN; this one is unconditional (labels=None)")
-    y = np.asarray(labels.get() if hasattr(labels, "get") else labels)
+    y = xp.asarray(labels)
     if y.shape != (n,) or y.dtype.kind not in "iu":
         raise ValueError(f"sample: argument labels must be {n} integer digits, got shape {y.shape} of {y.dtype}")
     if n and (int(y.min()) < 0 or int(y.max()) >= N_CLASSES):
@@ -246,7 +245,7 @@ class GAN:
         if not 1 <= batch <= MAX_BATCH:
             raise ValueError(f"sample: argument batch={batch} must be from 1 to {MAX_BATCH}")
         if labels is not None:
-            labels = check_labels(labels, n, self.config["conditional"])
+            labels = check_labels(labels, n, self.config["conditional"], be.xp)
         if self.config["conditional"] and labels is None:
             labels = be.randint(N_CLASSES, n)
         for a in range(0, n, batch):
