@@ -15,7 +15,7 @@ import tinygan as tg  # noqa: E402
 from tinygan.models import classifier  # noqa: E402
 from tinygan.data import mnist as data
 from tinygan.models.classifier import accuracy  # noqa: E402
-from tinygan.run.cli import Parser, fail, positive  # noqa: E402
+from tinygan.run.cli import Parser, fail, positive, seed  # noqa: E402
 
 WEIGHTS = Path(tg.__file__).resolve().parent / "weights" / "classifier.npz"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # checkout-side copy, if any
@@ -25,7 +25,7 @@ SHIFT = 2  # random translation of up to +-2 pixels each way
 def parse_args(argv=None):
     p = Parser(description=__doc__)
     p.add_argument("--epochs", type=positive(int), default=15)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--data", default=None,
                    help="folder with the MNIST files (default: shared/data/mnist beside the checkout if it exists, "
                         "else --data's usual lookup: $TINYGAN_DATA, the user cache, a download)")
