@@ -161,8 +161,8 @@ HUGE = "1" + "0" * 29  # 1e29 written out, as an integer flag takes it
     (ssl, ["--epochs", HUGE], "--epochs"),
 ], ids=lambda v: v if isinstance(v, str) and v.startswith("--") else None)
 def test_every_numeric_flag_has_a_range(command, argv, flag, tmp_path, capsys):
-    line = fails(lambda a: command.main(a), [*argv, *(["--out", str(tmp_path / "out")] if command in (train, ssl) else [])],
-                 capsys)
+    out = ["--out", str(tmp_path / "out")] if command in (train, ssl) else []
+    line = fails(lambda a: command.main(a), [*argv, *out], capsys)
     assert f"argument {flag}:" in line, line
     assert not (tmp_path / "out").exists()  # refused before any work
 
@@ -216,8 +216,8 @@ runpy.run_path(sys.argv[0], run_name="__main__") if sys.argv[0].endswith(".py") 
     (str(ROOT / "examples" / "train_mnist.py"), "matplotlib", []),
     (str(ROOT / "examples" / "evaluate.py"), "tinygan.commands", ["--checkpoint", "x"])])
 def test_ctrl_c_while_starting_is_one_line(target, module, argv, tmp_path):
-    p = subprocess.run([sys.executable, "-c", INTERRUPT_IMPORT, target, module, *argv], cwd=tmp_path, capture_output=True,
-                       text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    p = subprocess.run([sys.executable, "-c", INTERRUPT_IMPORT, target, module, *argv], cwd=tmp_path,
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 130 and len(lines) == 1 and "interrupted while starting" in lines[0], p.stderr
 

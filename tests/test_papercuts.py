@@ -206,7 +206,8 @@ def test_readme_sequence_runs_top_to_bottom(tmp_path):
     block = text.split("After `pip install .`", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
     quick = {"train": ["--iterations", "200"], "sample": ["--n", "6000"], "evaluate": ["--n", "1000"], "report": []}
     note = " ".join(text.split("After `pip install .`", 1)[1].split("```", 2)[2].split("\n\n", 2)[1].split())
-    assert "add `--iterations 200` to both `train` commands, `--n 6000` to `sample` and `--n 1000` to `evaluate`" in note
+    assert ("add `--iterations 200` to both `train` commands, `--n 6000` to `sample` and `--n 1000` to "
+            "`evaluate`") in note
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
 
     def run(words):

@@ -41,7 +41,8 @@ def parser(prog=None):
                    help="IDX files are NAME-images-idx3-ubyte and NAME-labels-idx1-ubyte (default train: MNIST's "
                         "names for a training set; t10k for a test set)")
     p.add_argument("--overwrite", action="store_true", help="replace sample files already in --out")
-    p.add_argument("--chunk", type=cli.positive(int, MAX_BATCH), default=CHUNK, help=f"samples per chunk (default {CHUNK})")
+    p.add_argument("--chunk", type=cli.positive(int, MAX_BATCH), default=CHUNK,
+                   help=f"samples per chunk (default {CHUNK})")
     p.add_argument("--seed", type=cli.seed, default=0)
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     p.add_argument("--max-hours", type=cli.positive(float, 10000), default=MAX_HOURS,
