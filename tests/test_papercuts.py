@@ -220,3 +220,12 @@ def test_readme_sequence_runs_top_to_bottom(tmp_path):
         assert r.returncode == 0 and "Traceback" not in r.stderr, (words, r.stdout[-2000:], r.stderr[-2000:])
     again = run(commands[0] + quick["train"])  # run again: refused, saying how to go on
     assert again.returncode == 2 and "--resume runs/cond/checkpoint.npz --iterations N (N above 200)" in again.stderr
+
+
+def test_ssl_resume_keeps_its_sample_interval(tmp_path, monkeypatch):
+    out, titles = tmp_path / "ssl", []
+    ssl.main(["--quick", "--epochs", "2", "--sample-every", "1", "--out", str(out)])
+    monkeypatch.setattr(ssl, "save_grid", lambda *a, **k: titles.append(k["title"]))
+    ssl.main(["--resume", str(out / "checkpoint.npz"), "--epochs", "4"])
+    assert titles == ["G after epoch 3", "G after epoch 4"]  # every epoch, as the run was started
+    assert json.loads(str(arrays(out / "checkpoint.npz")["run"])) == {"sample_every": 1}

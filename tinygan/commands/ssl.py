@@ -2,6 +2,7 @@
 
 The semi-supervised GAN's training loop, top to bottom: its discriminator becomes the recognizer.
 """
+import json
 import os
 import sys
 import time
@@ -84,6 +85,10 @@ def train(argv, prog):
     if args.resume:
         arrays, config = cli.named("--resume", CheckpointError, read_ssl_checkpoint, args.resume, prog)
         check_resume_flags(given, args, config, RUN_CONTROL)
+        saved = json.loads(str(arrays["run"])) if "run" in arrays else {}  # the run's own settings: kept unless given
+        if "sample_every" not in given and isinstance(saved, dict) and type(saved.get("sample_every")) is int \
+                and 0 < saved["sample_every"] <= MAX_STEPS:
+            args.sample_every = saved["sample_every"]
         config["epochs"] = check_target(int(arrays["iteration"]) // config["steps_per_epoch"], args.epochs,
                                         config["epochs"], flag="--epochs", unit="epochs")
     else:
@@ -186,7 +191,8 @@ def loop(args, prog, config, gan, be, split, out, records):
                         else "no checkpoint was saved yet")
                 sys.exit(f"{prog}: stopped in epoch {epoch + 1}: {bad} became NaN or inf; {kept}. A resume keeps the "
                          "run's --lr: to train with a lower one, start a new run (another --out, or --overwrite).")
-            save_checkpoint(ckpt, gan)  # checkpoint first, then the log line and the pictures
+            save_checkpoint(ckpt, gan, {"sample_every": args.sample_every})  # checkpoint first, then the log line
+            # and the pictures
             saved = (gan.iteration, ckpt)
             if k + 1 < steps:  # stopped by a signal inside an epoch
                 break
