@@ -40,6 +40,8 @@ __all__ = [  # the engine, then what a training script or notebook needs (see RE
 
 def __getattr__(name):
     """Load an exported name from its module on first use."""
+    if name in ("engine", "run", "data", "models", "measure", "commands"):  # tinygan.data.mnist and the like
+        return importlib.import_module(f".{name}", __name__)
     if name not in _EXPORTS:
         raise AttributeError(f"module 'tinygan' has no attribute {name!r}")
     value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
