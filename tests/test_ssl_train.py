@@ -156,3 +156,48 @@ def test_the_gan_tools_refuse_a_semi_supervised_checkpoint(tmp_path, capsys, scr
         load_script(script).main([flag, str(tmp_path / "ssl" / "checkpoint.npz")])
     assert e.value.code == 2 and "semi-supervised GAN's" in capsys.readouterr().err
     assert (tmp_path / "ssl" / "checkpoint.npz").read_bytes() == before
+
+
+# --- the cures for few labels (docs/ssl.md, Options) ---
+
+def test_validation_and_excluded_labelled_rows_are_disjoint():
+    from tinygan.commands.ssl import split_rows
+    from tinygan.models.ssl import make_ssl_config
+    y = np.random.default_rng(0).integers(0, 10, 3000)
+    for exclude in (False, True):
+        pick, unl, val = split_rows(y, make_ssl_config(labels=50, validation=400, exclude_labelled=exclude))
+        assert np.array_equal(val, np.arange(2600, 3000)), "the LAST N digits are held out"
+        assert not set(val) & set(pick) and not set(val) & set(unl), "validation digits are never trained on"
+        assert len(pick) == 50 and np.array_equal(np.bincount(y[pick], minlength=10), [5] * 10)
+        assert bool(set(pick) & set(unl)) != exclude, "labelled digits are in the pool unless excluded"
+        assert len(unl) == 2600 - 50 * exclude
+    off, _, none = split_rows(y, make_ssl_config(labels=50))
+    assert len(none) == 0 and np.array_equal(off, split_rows(y, make_ssl_config(labels=50, validation=0))[0])
+
+
+def test_a_validation_run_reports_val_err_and_refuses_a_changed_flag(tmp_path, capsys):
+    out = tmp_path / "v"
+    train_ssl.main([*QUICK, "--validation", "500", "--epochs", "2", "--out", str(out)])
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all(0 <= r["val_err"] <= 1 and 0 <= r["val_err_live"] <= 1 for r in records)
+    assert "validation error" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["validation"] == 500 and config["exclude_labelled"] is False
+    for flags in (["--validation", "100"], ["--exclude-labelled"]):
+        with pytest.raises(SystemExit) as e:
+            train_ssl.main(["--resume", str(out / "checkpoint.npz"), "--epochs", "3", *flags])
+        assert e.value.code == 2 and f"{flags[0]} cannot change a resumed run" in capsys.readouterr().err
+
+
+def test_an_older_checkpoint_without_the_new_settings_still_loads(tmp_path):
+    out = tmp_path / "old"
+    train_ssl.main([*QUICK, "--epochs", "1", "--out", str(out)])
+    a = arrays(out / "checkpoint.npz")
+    config = json.loads(str(a["config"]))
+    from tinygan.models.checkpoint import SSL_FIELDS
+    added = [k for k, v in SSL_FIELDS.items() if len(v) == 3]
+    assert {"validation", "entropy_weight", "pseudo_threshold"} <= set(added)
+    a["config"] = np.array(json.dumps({k: v for k, v in config.items() if k not in added}))
+    np.savez(out / "checkpoint.npz", **a)
+    train_ssl.main(["--resume", str(out / "checkpoint.npz"), "--epochs", "2"])
+    assert json.loads((out / "config.json").read_text())["validation"] == 0

@@ -22,6 +22,7 @@ from ..models.ssl import DEFAULTS, SSLGAN, make_ssl_config
 # Flags that --resume accepts: they steer the run, not the model or its training.
 RUN_CONTROL = {"epochs", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every", "resume"}
 OUTPUTS = ("config.json", "curves.png", "samples.png", "recognizer.npz")  # what --overwrite also removes
+CURES = ("validation", "exclude_labelled")  # flags whose dest is their config key
 QUICK = dict(d_hidden=[64, 32], g_hidden=[32], epochs=3, steps_per_epoch=4, batch_size=20)
 
 
@@ -48,7 +49,23 @@ def parser(prog=None):
     p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint of this command")
     p.add_argument("--sample-every", type=cli.positive(int), default=10, help="epochs between sample grids")
     p.add_argument("--quick", action="store_true", help="a smoke run in seconds: tiny model, 3 epochs of 4 steps")
+    # the cures for few labels (docs/ssl.md, Options): all off by default, today's recipe
+    p.add_argument("--validation", type=count, help="hold out the last N training digits (never labelled nor "
+                   "unlabelled); each epoch then reports val_err (default 0: none)")
+    p.add_argument("--exclude-labelled", action="store_true", default=None,
+                   help="keep the labelled digits out of the unlabelled pool (default: off, they are in it)")
     return p
+
+
+def count(text):
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise cli.argparse.ArgumentTypeError(f"{text!r} is not an int") from None
+    if value < 0:
+        raise cli.argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
 
 
 def parse_args(argv, prog=None):
@@ -87,7 +104,7 @@ def train(argv, prog):
     else:
         config = make_ssl_config(**{**(QUICK if args.quick else {}), **{k: v for k, v in dict(
             labels=args.labels, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
-            lr=args.lr, ema=args.ema, seed=args.seed).items() if v is not None}})
+            lr=args.lr, ema=args.ema, seed=args.seed, **{k: getattr(args, k) for k in CURES}).items() if v is not None}})
     out = args.out or (os.path.dirname(args.resume) or "." if args.resume else "runs/ssl")
 
     # --- the run folder: ours alone (a lock), never another run's files (see tinygan/run/runs.py) ---
@@ -96,23 +113,37 @@ def train(argv, prog):
     try:
         be = Backend(args.backend, "float32", seed=config["seed"])
         x, y, x_test, y_test, note = experiment_split(args.data, fallback=False if args.require_full else None)
-        per_class, fewest = config["labels"] // 10, int(np.bincount(y, minlength=10).min())
+        if config["validation"] >= len(x) // 2:
+            raise cli.UsageError(f"--validation {config['validation']}: holds out at least half of the {len(x)} "
+                                 f"training digits; use at most --validation {len(x) // 2 - 1}")
+        kept = y[:len(y) - config["validation"]]  # the digits left to learn from
+        per_class, fewest = config["labels"] // 10, int(np.bincount(kept, minlength=10).min())
         if per_class > fewest:
             raise cli.UsageError(f"--labels {config['labels']}: {per_class} of each digit asked for, but the rarest "
                                  f"digit has {fewest} training images; use at most --labels {10 * fewest}")
-        B = config["batch_size"]
-        config["steps_per_epoch"] = config["steps_per_epoch"] or len(x) // B
-        if config["steps_per_epoch"] * B > len(x):
+        pick, unlabelled, held = split_rows(y, config)
+        B, pool = config["batch_size"], len(unlabelled)
+        config["steps_per_epoch"] = config["steps_per_epoch"] or pool // B
+        if config["steps_per_epoch"] * B > pool:
             raise cli.UsageError(f"--steps-per-epoch {config['steps_per_epoch']} x --batch-size {B} is more than the "
-                                 f"{len(x)} unlabelled digits of one pass")
+                                 f"{pool} unlabelled digits of one pass")
         gan = SSLGAN(config, be)
         if args.resume:
             cli.named("--resume", CheckpointError, load_checkpoint, args.resume, gan, SSL_FIELDS)
         records = run.begin(prog, config, args.resume, gan.iteration)
         print(note)
-        loop(args, prog, config, gan, be, (x, y, x_test, y_test), out, records)
+        loop(args, prog, config, gan, be, (x, y, x_test, y_test, pick, unlabelled, held), out, records)
     finally:
         run.close()
+
+
+def split_rows(y, config):
+    """(labelled, unlabelled, validation) rows of the training digits: the last config["validation"] are held out
+    of both pools; the labelled ones, drawn from the rest, are in the unlabelled pool unless exclude_labelled."""
+    keep = len(y) - config["validation"]
+    pick = balanced_subset(y[:keep], config["labels"] // 10, config["seed"])  # (labels,) indices, grouped by digit
+    unlabelled = np.setdiff1d(np.arange(keep), pick) if config["exclude_labelled"] else np.arange(keep)
+    return pick, unlabelled, np.arange(keep, len(y))
 
 
 def epoch_order(seed, epoch, n_unlabelled, n_labelled, rows):
@@ -132,21 +163,24 @@ def saved_arrays(gan):
 
 
 def loop(args, prog, config, gan, be, split, out, records):
-    x, y, x_test, y_test = split
+    x, y, x_test, y_test, pick, unlabelled, held = split
     B, steps = config["batch_size"], config["steps_per_epoch"]
     log_path, ckpt = os.path.join(out, "log.jsonl"), os.path.join(out, "checkpoint.npz")
-    pick = balanced_subset(y, config["labels"] // 10, config["seed"])   # (labels,) indices, grouped by digit
+    x_val, y_val = x[held], y[held]
     images = be.asarray(x.reshape(len(x), -1) * np.float32(1 / 255))    # (N, 784) in [0, 1], on the device
     lab_x, lab_y = images[be.xp.asarray(pick)], be.xp.asarray(y[pick].astype(np.int64))
     test_x = be.asarray(x_test.reshape(len(x_test), -1) * np.float32(1 / 255))
     test_y = be.xp.asarray(y_test.astype(np.int64))
+    val_x = be.asarray(x_val.reshape(len(x_val), 784) * np.float32(1 / 255))
+    val_y = be.xp.asarray(y_val.astype(np.int64))
     if gan.iteration == 0:  # the recipe's data-dependent init, from 500 unlabelled digits
-        gan.init_from_data(images[be.xp.asarray(np.random.default_rng(config["seed"]).permutation(len(x))[:500])])
+        first = unlabelled[np.random.default_rng(config["seed"]).permutation(len(unlabelled))[:500]]
+        gan.init_from_data(images[be.xp.asarray(first)])
     fixed_z = be.asarray(np.random.default_rng(config["seed"] + 1).random((100, config["latent_dim"])))
     saved = (gan.iteration, args.resume) if args.resume else None  # the last good checkpoint: (iteration, path)
 
-    def test_error(average):
-        return float((gan.classify(test_x, average=average) != test_y).mean())
+    def test_error(average, images=test_x, labels=test_y):
+        return float((gan.classify(images, average=average) != labels).mean())
 
     # --- loop: an epoch is `steps` steps; at its end, evaluate, log, checkpoint, then pictures ---
     total = config["epochs"] * steps
@@ -158,7 +192,8 @@ def loop(args, prog, config, gan, be, split, out, records):
         while gan.iteration < total:
             epoch, k = divmod(gan.iteration, steps)
             if order is None or k == 0:
-                order = [be.xp.asarray(o) for o in epoch_order(config["seed"], epoch, len(x), len(pick), steps * B)]
+                order = epoch_order(config["seed"], epoch, len(unlabelled), len(pick), steps * B)
+                order = [be.xp.asarray(o) for o in (unlabelled[order[0]], unlabelled[order[1]], order[2])]
             rows = slice(k * B, (k + 1) * B)
             lab = order[2][rows]
             stats = gan.step(lab_x[lab], lab_y[lab], images[order[0][rows]], images[order[1][rows]])
@@ -171,6 +206,8 @@ def loop(args, prog, config, gan, be, split, out, records):
             if k + 1 == steps:  # a whole epoch: its record
                 record = {"epoch": epoch + 1, "iter": gan.iteration, "seconds": round(time.time() - start, 1),
                           "test_err": test_error(True), "test_err_live": test_error(False),
+                          **({"val_err": test_error(True, val_x, val_y), "val_err_live": test_error(False, val_x, val_y)}
+                             if len(x_val) else {}),
                           **{name: float(v) / summed for name, v in sums.items()}}  # means over the steps run
                 sums, summed = {}, 0
             bad = first_nonfinite({**({f"the {k}": v for k, v in record.items()} if k + 1 == steps else {}),
@@ -189,7 +226,9 @@ def loop(args, prog, config, gan, be, split, out, records):
             bar.set_postfix(test_err=f"{100 * record['test_err']:.2f}%", loss_unl=f"{record['loss_unl']:.3f}",
                             loss_gen=f"{record['loss_gen']:.3f}")
             tqdm.write(f"epoch {epoch + 1:4d}  test error {100 * record['test_err']:.2f}% (averaged D), "
-                       f"{100 * record['test_err_live']:.2f}% (live D)  {record['seconds']:.0f}s")
+                       f"{100 * record['test_err_live']:.2f}% (live D)  " + (f"validation error {100 * record['val_err']:.2f}% "
+                       f"(averaged), {100 * record['val_err_live']:.2f}% (live)  " if "val_err" in record else "")
+                       + f"{record['seconds']:.0f}s")
             plot_ssl_curves(records, os.path.join(out, "curves.png"))
             if (epoch + 1) % args.sample_every == 0 or gan.iteration == total:
                 gan.G.eval()  # batch norm on its running statistics

@@ -76,6 +76,18 @@ SSL_FIELDS = {
     "ema": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "epochs": (lambda v: type(v) is int and v > 0, "a positive integer"),
     "steps_per_epoch": (lambda v: type(v) is int and v > 0, "a positive integer"),
+    # added later: an older checkpoint without them reads as their default (the third entry), today's recipe
+    "validation": (lambda v: type(v) is int and v >= 0, "an integer >= 0", 0),
+    "exclude_labelled": (lambda v: type(v) is bool, "true or false", False),
+    "adam_eps_inside": (lambda v: type(v) is bool, "true or false", False),
+    "g_lr": (lambda v: v is None or (_number(v) and v > 0), "null or a positive number", None),
+    "decay_fraction": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]", 0.0),
+    "warmup_epochs": (lambda v: type(v) is int and v >= 0, "an integer >= 0", 0),
+    "entropy_weight": (lambda v: _number(v) and v >= 0, "a number >= 0", 0.0),
+    "balance_weight": (lambda v: _number(v) and v >= 0, "a number >= 0", 0.0),
+    "consistency_weight": (lambda v: _number(v) and v >= 0, "a number >= 0", 0.0),
+    "pull_away_weight": (lambda v: _number(v) and v >= 0, "a number >= 0", 0.0),
+    "pseudo_threshold": (lambda v: v is None or (_number(v) and 0 < v <= 1), "null or a number in (0, 1]", None),
 }
 
 
@@ -84,7 +96,9 @@ def check_fields(config, fields, where):
     if not isinstance(config, dict):
         raise CheckpointError(f"{where}: field 'config' is a {type(config).__name__}, not a dictionary of settings; "
                               "the file is not a tinygan checkpoint or was edited by hand")
-    for key, (ok, what) in fields.items():
+    for key, (ok, what, *default) in fields.items():
+        if key not in config and default:  # a field added later: an older file means its default
+            config[key] = default[0]
         if key not in config:
             raise CheckpointError(f"{where}: field 'config.{key}' is missing; the file is not a checkpoint of this "
                                   "version of tinygan or was edited by hand")

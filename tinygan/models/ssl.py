@@ -21,7 +21,14 @@ IMAGE, N_CLASSES = 784, 10
 # epochs 12 and 17 (G's sigmoid outputs saturated and the feature-matching loss rose to ~200); see docs/ssl.md.
 DEFAULTS = dict(kind="ssl", labels=100, d_hidden=[1000, 500, 250, 250, 250], input_noise=0.3, hidden_noise=0.5,
                 g_hidden=[500, 500], latent_dim=100, lr=3e-3, beta1=0.5, beta2=0.999, adam_eps=1e-4, batch_size=100,
-                unlabelled_weight=1.0, ema=0.9999, epochs=300, steps_per_epoch=None, seed=0)
+                unlabelled_weight=1.0, ema=0.9999, epochs=300, steps_per_epoch=None, seed=0,
+                # the cures for few labels, all off by default (docs/ssl.md, Options): validation digits held out,
+                # labelled digits kept out of the unlabelled pool, Adam's eps inside the root, G's own lr, linear lr
+                # decay over the last fraction of the epochs, supervised-only warm-up epochs, regularizer weights,
+                # and self-training's confidence threshold (None: off)
+                validation=0, exclude_labelled=False, adam_eps_inside=False, g_lr=None, decay_fraction=0.0,
+                warmup_epochs=0, entropy_weight=0.0, balance_weight=0.0, consistency_weight=0.0,
+                pull_away_weight=0.0, pseudo_threshold=None)
 
 
 def make_ssl_config(**overrides):
