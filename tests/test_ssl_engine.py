@@ -225,3 +225,19 @@ def test_feature_matching_reads_the_last_hidden_layer_after_its_relu(be64):
     assert [type(layer).__name__ for layer in D.layers[k:]] == ["GaussianNoise", "WeightNormDense"]
     f = D.forward(be64.rand(5, 784) - 0.5, upto=k)  # (5, 6): the last hidden width, rectified
     assert f.shape == (5, 6) and bool((f >= 0).all())
+
+
+def test_g_lr_eps_inside_and_the_decay_reach_the_two_adams():
+    be = tg.Backend("numpy", "float32", seed=0)
+    config = make_ssl_config(d_hidden=[7, 6], g_hidden=[5], latent_dim=3, lr=0.01, g_lr=0.002, adam_eps_inside=True,
+                             decay_fraction=0.5, epochs=2, steps_per_epoch=2)
+    gan = SSLGAN(config, be)
+    assert gan.opt_d.eps_inside and gan.opt_g.eps_inside
+    x_lab, y_lab, x_unl, x_unl2, _ = batches(be)
+    seen = []
+    for _ in range(4):  # 4 steps, the last half decayed: factors 1, 1, 1, 0.5
+        gan.step(x_lab, y_lab, x_unl, x_unl2)
+        seen.append((gan.opt_d.lr, gan.opt_g.lr))
+    assert np.allclose(seen, [(0.01, 0.002), (0.01, 0.002), (0.01, 0.002), (0.005, 0.001)])
+    plain = SSLGAN(make_ssl_config(d_hidden=[7, 6], g_hidden=[5], latent_dim=3), be)
+    assert plain.opt_g.lr == plain.opt_d.lr == 3e-3 and not plain.opt_d.eps_inside, "off by default"

@@ -120,6 +120,10 @@ def test_a_second_run_never_replaces_the_first(tmp_path, capsys):
     (["--epochs", "0"], "--epochs: '0' must be a positive"),
     (["--ema", "1.5"], "--ema: 1.5 must be in [0, 1)"),
     (["--data", "/nonexistent/mnist"], "/nonexistent/mnist: no such directory"),
+    (["--validation", "-5"], "--validation: -5 must be >= 0"),
+    (["--validation", "2500"], "--validation 2500: holds out at least half"),
+    (["--g-lr", "-0.1"], "--g-lr: '-0.1' must be a positive"),
+    (["--decay-fraction", "1.5"], "--decay-fraction: 1.5 must be in [0, 1]"),
 ])
 def test_bad_flags_are_one_line(tmp_path, flags, words):
     env = {**os.environ, "TINYGAN_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "c")}

@@ -22,7 +22,7 @@ from ..models.ssl import DEFAULTS, SSLGAN, make_ssl_config
 # Flags that --resume accepts: they steer the run, not the model or its training.
 RUN_CONTROL = {"epochs", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every", "resume"}
 OUTPUTS = ("config.json", "curves.png", "samples.png", "recognizer.npz")  # what --overwrite also removes
-CURES = ("validation", "exclude_labelled")  # flags whose dest is their config key
+CURES = ("validation", "exclude_labelled", "adam_eps_inside", "g_lr", "decay_fraction")  # flags whose dest is their config key
 QUICK = dict(d_hidden=[64, 32], g_hidden=[32], epochs=3, steps_per_epoch=4, batch_size=20)
 
 
@@ -54,6 +54,11 @@ def parser(prog=None):
                    "unlabelled); each epoch then reports val_err (default 0: none)")
     p.add_argument("--exclude-labelled", action="store_true", default=None,
                    help="keep the labelled digits out of the unlabelled pool (default: off, they are in it)")
+    p.add_argument("--adam-eps-inside", action="store_true", default=None,
+                   help="Adam divides by sqrt(v_hat + eps), as the reference code (default: off, sqrt(v_hat) + eps)")
+    p.add_argument("--g-lr", type=cli.positive(float), help="G's learning rate (default: the same as --lr)")
+    p.add_argument("--decay-fraction", type=cli.in_range(0, 1, closed_hi=True), metavar="F",
+                   help="both learning rates fall linearly to 0 over the last fraction F of the epochs (default 0: none)")
     return p
 
 

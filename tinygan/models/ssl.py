@@ -8,7 +8,7 @@ from ..engine.backend import reuse
 from ..engine.layers import Dense, GaussianNoise, ReLU, Sequential, Sigmoid, Softplus
 from ..engine.losses import feature_matching, softmax_cross_entropy, softplus, log_sum_exp, unlabelled_loss
 from ..engine.norm import BatchNorm, WeightNormDense, init_from_data
-from ..engine.optim import Adam
+from ..engine.optim import Adam, linear_decay
 
 IMAGE, N_CLASSES = 784, 10
 
@@ -66,9 +66,9 @@ class SSLGAN:
         self.config, self.be, self.iteration = config, be, 0
         self.G, self.D = build_generator(config, be), build_discriminator(config, be)
         self.features = len(self.D.layers) - 2  # D.forward(x, upto=features): the last hidden layer's ReLU output
-        adam = dict(lr=config["lr"], betas=(config["beta1"], config["beta2"]), eps=config["adam_eps"])
-        self.opt_g = Adam([(self.G.flat_params, self.G.flat_grads)], **adam)
-        self.opt_d = Adam([(self.D.flat_params, self.D.flat_grads)], **adam)
+        adam = dict(betas=(config["beta1"], config["beta2"]), eps=config["adam_eps"], eps_inside=config["adam_eps_inside"])
+        self.opt_g = Adam([(self.G.flat_params, self.G.flat_grads)], lr=config["g_lr"] or config["lr"], **adam)
+        self.opt_d = Adam([(self.D.flat_params, self.D.flat_grads)], lr=config["lr"], **adam)
         self.ema = self.D.flat_params.copy()  # averaged D weights: the recognizer that is evaluated and exported
         self.buffers = {}
 
@@ -88,6 +88,10 @@ class SSLGAN:
     def step(self, x_lab, y_lab, x_unl, x_unl2):
         """One D update (labelled, unlabelled and generated rows), then one G update by feature matching."""
         # x_lab: (n, 784) with labels y_lab (n,); x_unl, x_unl2: (B, 784) unlabelled, in [0, 1]
+        c = self.config
+        if c["decay_fraction"]:  # both learning rates: constant, then linearly to 0 over the last fraction
+            f = linear_decay(self.iteration, c["epochs"] * c["steps_per_epoch"], c["decay_fraction"])
+            self.opt_d.lr, self.opt_g.lr = f * c["lr"], f * (c["g_lr"] or c["lr"])
         self.D.zero_grad()
         stats = self.d_backward(x_lab, y_lab, x_unl, self.noise(len(x_unl)))
         self.opt_d.step()
