@@ -241,3 +241,23 @@ def test_g_lr_eps_inside_and_the_decay_reach_the_two_adams():
     assert np.allclose(seen, [(0.01, 0.002), (0.01, 0.002), (0.01, 0.002), (0.005, 0.001)])
     plain = SSLGAN(make_ssl_config(d_hidden=[7, 6], g_hidden=[5], latent_dim=3), be)
     assert plain.opt_g.lr == plain.opt_d.lr == 3e-3 and not plain.opt_d.eps_inside, "off by default"
+
+
+def test_warmup_steps_train_d_on_the_labelled_rows_alone():
+    be = tg.Backend("numpy", "float64", seed=0)
+    config = make_ssl_config(d_hidden=[7, 6], g_hidden=[5], latent_dim=3, input_noise=0.0, hidden_noise=0.0,
+                             warmup_epochs=1, steps_per_epoch=2, epochs=3)
+    gan, twin = SSLGAN(config, be), SSLGAN(config, tg.Backend("numpy", "float64", seed=0))
+    x_lab, y_lab, x_unl, x_unl2, _ = batches(be)
+    g0 = gan.G.flat_params.copy()
+    for _ in range(2):  # the warm-up epoch: D by cross-entropy on the labelled rows, the same step as a plain one
+        stats = gan.step(x_lab, y_lab, x_unl, x_unl2)
+        twin.D.zero_grad()
+        loss, grad = tg.softmax_cross_entropy(twin.D.forward(x_lab), y_lab)
+        twin.D.backward(grad, input_grad=False)
+        twin.opt_d.step()
+        assert float(stats["loss_unl"]) == float(stats["loss_gen"]) == 0.0 and np.isclose(float(stats["loss"]), float(loss))
+    assert np.array_equal(gan.G.flat_params, g0) and gan.opt_g.t == 0, "G is not updated during the warm-up"
+    assert np.allclose(gan.D.flat_params, twin.D.flat_params, rtol=1e-12)
+    gan.step(x_lab, y_lab, x_unl, x_unl2)  # then the GAN starts
+    assert not np.array_equal(gan.G.flat_params, g0) and gan.iteration == 3

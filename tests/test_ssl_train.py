@@ -124,6 +124,8 @@ def test_a_second_run_never_replaces_the_first(tmp_path, capsys):
     (["--validation", "2500"], "--validation 2500: holds out at least half"),
     (["--g-lr", "-0.1"], "--g-lr: '-0.1' must be a positive"),
     (["--decay-fraction", "1.5"], "--decay-fraction: 1.5 must be in [0, 1]"),
+    (["--warmup-epochs", "3"], "--warmup-epochs 3: must be below the 3 epochs"),
+    (["--warmup-epochs", "-1"], "--warmup-epochs: -1 must be >= 0"),
 ])
 def test_bad_flags_are_one_line(tmp_path, flags, words):
     env = {**os.environ, "TINYGAN_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "c")}

@@ -22,7 +22,7 @@ from ..models.ssl import DEFAULTS, SSLGAN, make_ssl_config
 # Flags that --resume accepts: they steer the run, not the model or its training.
 RUN_CONTROL = {"epochs", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every", "resume"}
 OUTPUTS = ("config.json", "curves.png", "samples.png", "recognizer.npz")  # what --overwrite also removes
-CURES = ("validation", "exclude_labelled", "adam_eps_inside", "g_lr", "decay_fraction")  # flags whose dest is their config key
+CURES = ("validation", "exclude_labelled", "adam_eps_inside", "g_lr", "decay_fraction", "warmup_epochs")  # flags whose dest is their config key
 QUICK = dict(d_hidden=[64, 32], g_hidden=[32], epochs=3, steps_per_epoch=4, batch_size=20)
 
 
@@ -59,6 +59,8 @@ def parser(prog=None):
     p.add_argument("--g-lr", type=cli.positive(float), help="G's learning rate (default: the same as --lr)")
     p.add_argument("--decay-fraction", type=cli.in_range(0, 1, closed_hi=True), metavar="F",
                    help="both learning rates fall linearly to 0 over the last fraction F of the epochs (default 0: none)")
+    p.add_argument("--warmup-epochs", type=count, metavar="W", help="the first W epochs (of --epochs) train D on the "
+                   "labelled digits alone, G idle (default 0: none)")
     return p
 
 
@@ -110,6 +112,9 @@ def train(argv, prog):
         config = make_ssl_config(**{**(QUICK if args.quick else {}), **{k: v for k, v in dict(
             labels=args.labels, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
             lr=args.lr, ema=args.ema, seed=args.seed, **{k: getattr(args, k) for k in CURES}).items() if v is not None}})
+    if config["warmup_epochs"] >= config["epochs"]:
+        raise cli.UsageError(f"--warmup-epochs {config['warmup_epochs']}: must be below the {config['epochs']} "
+                             "epochs of the run (the warm-up counts inside them)")
     out = args.out or (os.path.dirname(args.resume) or "." if args.resume else "runs/ssl")
 
     # --- the run folder: ours alone (a lock), never another run's files (see tinygan/run/runs.py) ---
