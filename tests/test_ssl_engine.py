@@ -261,3 +261,34 @@ def test_warmup_steps_train_d_on_the_labelled_rows_alone():
     assert np.allclose(gan.D.flat_params, twin.D.flat_params, rtol=1e-12)
     gan.step(x_lab, y_lab, x_unl, x_unl2)  # then the GAN starts
     assert not np.array_equal(gan.G.flat_params, g0) and gan.iteration == 3
+
+
+def test_the_whole_objectives_with_the_regularizers_by_finite_differences(be64):
+    """Entropy and balance of the unlabelled logits reach every D parameter, pull-away every G parameter."""
+    config = make_ssl_config(d_hidden=[7, 6], g_hidden=[5], latent_dim=3, input_noise=0.0, hidden_noise=0.0,
+                             entropy_weight=0.6, balance_weight=1.5, pull_away_weight=0.8)
+    gan = SSLGAN(config, be64)
+    x_lab, y_lab, x_unl, x_unl2, z = batches(be64)
+    gan.D.zero_grad()
+    stats = gan.d_backward(x_lab, y_lab, x_unl, z)
+    assert {"loss_ent", "loss_bal"} <= set(stats) and "loss_con" not in stats
+    grads = {n: g.copy() for n, _, g in gan.D.named_parameters()}
+    tg.gradcheck(lambda: gan.d_backward(x_lab, y_lab, x_unl, z)["loss"], {n: p for n, p, _ in gan.D.named_parameters()}, grads)
+    gan.G.zero_grad()
+    gan.g_backward(x_unl2, z)
+    grads = {n: g.copy() for n, _, g in gan.G.named_parameters()}
+    tg.gradcheck(lambda: gan.g_backward(x_unl2, z), {n: p for n, p, _ in gan.G.named_parameters()}, grads)
+
+
+def test_consistency_runs_one_bigger_pass_and_off_means_the_plain_pass():
+    be = tg.Backend("numpy", "float32", seed=0)
+    x_lab, y_lab, x_unl, _, z = batches(be)
+    plain, cons = tiny_ssl(be, noise=0.3), SSLGAN(make_ssl_config(
+        d_hidden=[7, 6], g_hidden=[5], latent_dim=3, consistency_weight=1.0), be)
+    rows = []
+    for gan in (plain, cons):
+        forward = gan.D.forward
+        gan.D.forward = lambda x, **kw: rows.append(len(x)) or forward(x, **kw)
+        stats = gan.d_backward(x_lab, y_lab, x_unl, z)
+    assert rows == [6 + 2 * 5, 6 + 3 * 5], "one D pass each: the unlabelled rows once more when consistency is on"
+    assert float(stats["loss_con"]) > 0 and "loss_con" not in plain.d_backward(x_lab, y_lab, x_unl, z)

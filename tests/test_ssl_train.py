@@ -126,6 +126,10 @@ def test_a_second_run_never_replaces_the_first(tmp_path, capsys):
     (["--decay-fraction", "1.5"], "--decay-fraction: 1.5 must be in [0, 1]"),
     (["--warmup-epochs", "3"], "--warmup-epochs 3: must be below the 3 epochs"),
     (["--warmup-epochs", "-1"], "--warmup-epochs: -1 must be >= 0"),
+    (["--entropy", "-1"], "--entropy: -1 must be >= 0"),
+    (["--balance", "-0.5"], "--balance: -0.5 must be >= 0"),
+    (["--consistency", "-2"], "--consistency: -2 must be >= 0"),
+    (["--pull-away", "-1"], "--pull-away: -1 must be >= 0"),
 ])
 def test_bad_flags_are_one_line(tmp_path, flags, words):
     env = {**os.environ, "TINYGAN_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "c")}
@@ -189,7 +193,8 @@ def test_a_validation_run_reports_val_err_and_refuses_a_changed_flag(tmp_path, c
     assert "validation error" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
     assert config["validation"] == 500 and config["exclude_labelled"] is False
-    for flags in (["--validation", "100"], ["--exclude-labelled"]):
+    for flags in (["--validation", "100"], ["--exclude-labelled"], ["--entropy", "0.5"], ["--pull-away", "1"],
+                  ["--decay-fraction", "0.5"], ["--adam-eps-inside"], ["--g-lr", "0.01"], ["--warmup-epochs", "1"]):
         with pytest.raises(SystemExit) as e:
             train_ssl.main(["--resume", str(out / "checkpoint.npz"), "--epochs", "3", *flags])
         assert e.value.code == 2 and f"{flags[0]} cannot change a resumed run" in capsys.readouterr().err
@@ -207,3 +212,31 @@ def test_an_older_checkpoint_without_the_new_settings_still_loads(tmp_path):
     np.savez(out / "checkpoint.npz", **a)
     train_ssl.main(["--resume", str(out / "checkpoint.npz"), "--epochs", "2"])
     assert json.loads((out / "config.json").read_text())["validation"] == 0
+
+
+def test_resume_is_bit_identical_with_the_cures_on(tmp_path, monkeypatch, capsys):
+    """A run with entropy, balance, consistency, lr decay and a warm-up, cut by a signal inside epoch 2 and resumed,
+    ends bit for bit where the uninterrupted run does."""
+    from tinygan.models.ssl import SSLGAN
+    cures = [*QUICK, "--entropy", "0.5", "--balance", "1", "--consistency", "0.3", "--decay-fraction", "0.5",
+             "--warmup-epochs", "1", "--adam-eps-inside", "--g-lr", "0.002", "--validation", "300",
+             "--exclude-labelled"]
+    train_ssl.main([*cures, "--out", str(tmp_path / "full")])
+    step = SSLGAN.step
+
+    def interrupted(self, *a):
+        stats = step(self, *a)
+        if self.iteration == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+        return stats
+    monkeypatch.setattr(SSLGAN, "step", interrupted)
+    with pytest.raises(SystemExit):
+        train_ssl.main([*cures, "--out", str(tmp_path / "cut")])
+    monkeypatch.setattr(SSLGAN, "step", step)
+    train_ssl.main(["--resume", str(tmp_path / "cut" / "checkpoint.npz")])
+    full, resumed = arrays(tmp_path / "full" / "checkpoint.npz"), arrays(tmp_path / "cut" / "checkpoint.npz")
+    for k in full:
+        assert np.array_equal(full[k], resumed[k]), f"{k} differs after resume"
+    log = [json.loads(line) for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    assert log[0]["loss_gen"] == 0 and log[1]["loss_gen"] > 0, "epoch 1 is the warm-up, G idle"
+    assert {"loss_ent", "loss_bal", "loss_con", "val_err"} <= set(log[1])

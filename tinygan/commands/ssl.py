@@ -22,7 +22,10 @@ from ..models.ssl import DEFAULTS, SSLGAN, make_ssl_config
 # Flags that --resume accepts: they steer the run, not the model or its training.
 RUN_CONTROL = {"epochs", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every", "resume"}
 OUTPUTS = ("config.json", "curves.png", "samples.png", "recognizer.npz")  # what --overwrite also removes
-CURES = ("validation", "exclude_labelled", "adam_eps_inside", "g_lr", "decay_fraction", "warmup_epochs")  # flags whose dest is their config key
+# The cures' flags (docs/ssl.md, Options): dest -> config key
+CURES = {**{k: k for k in ("validation", "exclude_labelled", "adam_eps_inside", "g_lr", "decay_fraction",
+                           "warmup_epochs")},
+         **{k: f"{k}_weight" for k in ("entropy", "balance", "consistency", "pull_away")}}
 QUICK = dict(d_hidden=[64, 32], g_hidden=[32], epochs=3, steps_per_epoch=4, batch_size=20)
 
 
@@ -50,7 +53,7 @@ def parser(prog=None):
     p.add_argument("--sample-every", type=cli.positive(int), default=10, help="epochs between sample grids")
     p.add_argument("--quick", action="store_true", help="a smoke run in seconds: tiny model, 3 epochs of 4 steps")
     # the cures for few labels (docs/ssl.md, Options): all off by default, today's recipe
-    p.add_argument("--validation", type=count, help="hold out the last N training digits (never labelled nor "
+    p.add_argument("--validation", type=count, metavar="N", help="hold out the last N training digits (never labelled nor "
                    "unlabelled); each epoch then reports val_err (default 0: none)")
     p.add_argument("--exclude-labelled", action="store_true", default=None,
                    help="keep the labelled digits out of the unlabelled pool (default: off, they are in it)")
@@ -61,6 +64,11 @@ def parser(prog=None):
                    help="both learning rates fall linearly to 0 over the last fraction F of the epochs (default 0: none)")
     p.add_argument("--warmup-epochs", type=count, metavar="W", help="the first W epochs (of --epochs) train D on the "
                    "labelled digits alone, G idle (default 0: none)")
+    for flag, what in (("entropy", "the mean entropy of D's classes on unlabelled digits (confident guesses)"),
+                       ("balance", "KL(D's mean class probabilities on unlabelled digits || uniform) (every digit used)"),
+                       ("consistency", "the squared distance of D's class probabilities under two noise draws"),
+                       ("pull-away", "the pull-away term of G's features in D (G's digits differ from each other)")):
+        p.add_argument(f"--{flag}", type=cli.non_negative, metavar="W", help=f"weight of {what} (default 0: off)")
     return p
 
 
@@ -105,13 +113,14 @@ def train(argv, prog):
     # --- config: a new run's from the flags, or the checkpoint's ---
     if args.resume:
         arrays, config = cli.named("--resume", CheckpointError, read_ssl_checkpoint, args.resume)
-        check_resume_flags(given, args, config, RUN_CONTROL)
+        check_resume_flags(given, args, config, RUN_CONTROL, names=CURES)
         config["epochs"] = check_target(int(arrays["iteration"]) // config["steps_per_epoch"], args.epochs,
                                         config["epochs"], flag="--epochs", unit="epochs")
     else:
         config = make_ssl_config(**{**(QUICK if args.quick else {}), **{k: v for k, v in dict(
             labels=args.labels, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
-            lr=args.lr, ema=args.ema, seed=args.seed, **{k: getattr(args, k) for k in CURES}).items() if v is not None}})
+            lr=args.lr, ema=args.ema, seed=args.seed, **{key: getattr(args, dest) for dest, key in CURES.items()}
+        ).items() if v is not None}})
     if config["warmup_epochs"] >= config["epochs"]:
         raise cli.UsageError(f"--warmup-epochs {config['warmup_epochs']}: must be below the {config['epochs']} "
                              "epochs of the run (the warm-up counts inside them)")

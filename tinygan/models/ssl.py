@@ -9,6 +9,7 @@ from ..engine.layers import Dense, GaussianNoise, ReLU, Sequential, Sigmoid, Sof
 from ..engine.losses import feature_matching, softmax_cross_entropy, softplus, log_sum_exp, unlabelled_loss
 from ..engine.norm import BatchNorm, WeightNormDense, init_from_data
 from ..engine.optim import Adam, linear_decay
+from ..engine.regularizers import class_balance, consistency, entropy, pull_away
 
 IMAGE, N_CLASSES = 784, 10
 
@@ -128,29 +129,60 @@ class SSLGAN:
 
     def d_backward(self, x_lab, y_lab, x_unl, z):
         """D's losses on [labelled; unlabelled; G(z)] rows in one pass, its gradients added to D's; returns 0-d stats."""
-        xp, n, B = self.be.xp, len(x_lab), len(x_unl)
-        rows = self.buffer("rows", n + 2 * B, IMAGE)
-        rows[:n], rows[n:n + B], rows[n + B:] = x_lab, x_unl, self.G.forward(z)
-        out = self.D.forward(rows)                                       # (n + 2B, 10) logits
+        # With consistency on, the unlabelled rows come once more at the end: a second noisy look, in the same pass.
+        xp, n, B, c = self.be.xp, len(x_lab), len(x_unl), self.config
+        C = B if c["consistency_weight"] else 0
+        rows = self.buffer("rows", n + 2 * B + C, IMAGE)
+        rows[:n], rows[n:n + B], rows[n + B:n + 2 * B] = x_lab, x_unl, self.G.forward(z)
+        if C:
+            rows[n + 2 * B:] = x_unl
+        out = self.D.forward(rows)                                       # (n + 2B + C, 10) logits
         loss_lab, g_lab = softmax_cross_entropy(out[:n], y_lab)          # cross-entropy on labelled rows
         loss_real, g_real = unlabelled_loss(out[n:n + B], real=True)     # -log D(x) on unlabelled rows
-        loss_fake, g_fake = unlabelled_loss(out[n + B:], real=False)     # -log(1 - D(G(z))) on generated rows
+        loss_fake, g_fake = unlabelled_loss(out[n + B:n + 2 * B], real=False)  # -log(1 - D(G(z))) on generated rows
         w = 0.5 * self.config["unlabelled_weight"]                       # the recipe halves each unlabelled term
-        grad = self.buffer("grad", n + 2 * B, N_CLASSES)
+        grad = self.buffer("grad", n + 2 * B + C, N_CLASSES)
         grad[:n] = g_lab
         xp.multiply(g_real, w, out=grad[n:n + B])
-        xp.multiply(g_fake, w, out=grad[n + B:])
+        xp.multiply(g_fake, w, out=grad[n + B:n + 2 * B])
+        stats = {"loss": loss_lab + w * (loss_real + loss_fake)}
+        if c["entropy_weight"] or c["balance_weight"] or C:
+            stats["loss"] = stats["loss"] + self.regularize(out[n:n + B], out[n + 2 * B:], grad[n:n + B], grad[n + 2 * B:], stats)
         self.D.backward(grad, input_grad=False)
-        lse = log_sum_exp(out[n:])                                       # (2B,): log Z; D(x) = exp(-softplus(-log Z))
-        return {"loss": loss_lab + w * (loss_real + loss_fake), "loss_lab": loss_lab, "loss_unl": w * (loss_real + loss_fake),
-                "train_err": (out[:n].argmax(axis=1) != y_lab).mean(),
-                "d_real": xp.exp(-softplus(-lse[:B])).mean(), "d_fake": xp.exp(-softplus(-lse[B:])).mean()}
+        lse = log_sum_exp(out[n:n + 2 * B])                              # (2B,): log Z; D(x) = exp(-softplus(-log Z))
+        stats.update({"loss_lab": loss_lab, "loss_unl": w * (loss_real + loss_fake),
+                      "train_err": (out[:n].argmax(axis=1) != y_lab).mean(),
+                      "d_real": xp.exp(-softplus(-lse[:B])).mean(), "d_fake": xp.exp(-softplus(-lse[B:])).mean()})
+        return stats
+
+    def regularize(self, unl, again, g_unl, g_again, stats):
+        """The weighted regularizers of the unlabelled rows' logits unl (B, 10) (and again, their second noisy
+        look): their gradients added to g_unl, g_again; their terms in stats; returns their weighted sum."""
+        c, total = self.config, 0
+        scratch = self.buffer("reg", len(unl), N_CLASSES)
+        for key, name, fn in (("entropy_weight", "loss_ent", entropy), ("balance_weight", "loss_bal", class_balance)):
+            if c[key]:
+                stats[name], g = fn(unl, out=scratch)
+                g *= c[key]
+                g_unl += g
+                total = total + c[key] * stats[name]
+        if c["consistency_weight"]:
+            stats["loss_con"], ga, gb = consistency(unl, again)
+            ga *= c["consistency_weight"]
+            g_unl += ga
+            self.be.xp.multiply(gb, c["consistency_weight"], out=g_again)
+            total = total + c["consistency_weight"] * stats["loss_con"]
+        return total
 
     def g_backward(self, x_unl2, z):
         """G's feature-matching loss through the frozen D, its gradients added to G's; returns the 0-d loss."""
         target = self.D.forward(x_unl2, upto=self.features).mean(axis=0)  # (J,): a new array, kept across the next forward
         f = self.D.forward(self.G.forward(z), upto=self.features)        # (B, J): D's last hidden features of G(z)
         loss, grad = feature_matching(f, target)
+        if self.config["pull_away_weight"]:  # G's rows pushed apart in D's feature space (Bad GAN)
+            pt, g_pt = pull_away(f)
+            g_pt *= self.config["pull_away_weight"]
+            grad, loss = g_pt + grad, loss + self.config["pull_away_weight"] * pt
         dx = self.D.backward(grad, param_grads=False, upto=self.features)  # (B, 784): into G, not into D's gradients
         self.G.backward(dx, input_grad=False)
         return loss
