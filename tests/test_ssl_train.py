@@ -130,6 +130,8 @@ def test_a_second_run_never_replaces_the_first(tmp_path, capsys):
     (["--balance", "-0.5"], "--balance: -0.5 must be >= 0"),
     (["--consistency", "-2"], "--consistency: -2 must be >= 0"),
     (["--pull-away", "-1"], "--pull-away: -1 must be >= 0"),
+    (["--pseudo-threshold", "0"], "--pseudo-threshold: 0 must be in (0, 1]"),
+    (["--pseudo-threshold", "1.2"], "--pseudo-threshold: 1.2 must be in (0, 1]"),
 ])
 def test_bad_flags_are_one_line(tmp_path, flags, words):
     env = {**os.environ, "TINYGAN_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "c")}
@@ -220,8 +222,10 @@ def test_resume_is_bit_identical_with_the_cures_on(tmp_path, monkeypatch, capsys
     from tinygan.models.ssl import SSLGAN
     cures = [*QUICK, "--entropy", "0.5", "--balance", "1", "--consistency", "0.3", "--decay-fraction", "0.5",
              "--warmup-epochs", "1", "--adam-eps-inside", "--g-lr", "0.002", "--validation", "300",
-             "--exclude-labelled"]
+             "--exclude-labelled", "--pseudo-threshold", "0.1"]
     train_ssl.main([*cures, "--out", str(tmp_path / "full")])
+    with np.load(tmp_path / "full" / "pseudo.npz") as f:  # the last epoch's self-training labels
+        assert int(f["epoch"]) == 2 and len(f["rows"]) > 0 and np.all(np.bincount(f["labels"]) == len(f["rows"]) // 10)
     step = SSLGAN.step
 
     def interrupted(self, *a):
@@ -240,3 +244,30 @@ def test_resume_is_bit_identical_with_the_cures_on(tmp_path, monkeypatch, capsys
     log = [json.loads(line) for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
     assert log[0]["loss_gen"] == 0 and log[1]["loss_gen"] > 0, "epoch 1 is the warm-up, G idle"
     assert {"loss_ent", "loss_bal", "loss_con", "val_err"} <= set(log[1])
+
+
+def test_pseudo_labels_are_confident_balanced_saved_and_read_back(tmp_path):
+    from tinygan.commands.ssl import pseudo_labelled
+    from tinygan.models.ssl import SSLGAN, make_ssl_config
+    from tinygan.run.cli import UsageError
+    be = tg.Backend("numpy", "float32", seed=0)
+    gan = SSLGAN(make_ssl_config(d_hidden=[8], g_hidden=[4], latent_dim=2, pseudo_threshold=0.9), be)
+    images = be.asarray(np.random.default_rng(0).random((300, 784), dtype=np.float32))
+    probs = np.full((300, 10), 0.01, np.float32)
+    truth = np.arange(300) % 10
+    conf = np.where(np.arange(300) % 7 == 0, 0.5, 0.95)  # every 7th digit is unsure
+    conf[truth == 3] = np.where(np.arange(300)[truth == 3] < 100, 0.95, 0.5)  # digit 3: only 4 sure ones
+    probs[np.arange(300), truth] = conf
+    pool = np.arange(50, 300)  # the first 50 are not in the pool
+    seen = []
+    gan.probabilities = lambda x: seen.append(np.array(x)) or be.asarray(probs[pool])  # D's reading, made up
+    path = tmp_path / "pseudo.npz"
+    rows, labels = pseudo_labelled(gan, images, pool, 4, str(path), fresh=True)
+    k = min(int(((truth[pool] == c) & (conf[pool] >= 0.9)).sum()) for c in range(10))
+    assert len(rows) == 10 * k and np.array_equal(np.bincount(labels, minlength=10), [k] * 10), "balanced"
+    assert set(rows) <= set(pool) and np.array_equal(labels, truth[rows]) and (conf[rows] >= 0.9).all()
+    assert np.array_equal(seen[0], np.asarray(images)[pool]), "D reads the pool's images"
+    again = pseudo_labelled(gan, images, pool, 4, str(path), fresh=False)
+    assert np.array_equal(again[0], rows) and np.array_equal(again[1], labels), "a resumed epoch reads them back"
+    with pytest.raises(UsageError, match="not of the resumed epoch 6"):
+        pseudo_labelled(gan, images, pool, 5, str(path), fresh=False)

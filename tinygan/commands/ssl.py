@@ -18,13 +18,15 @@ from ..run.plots import plot_ssl_curves, save_grid
 from ..models.recognizer import export_recognizer
 from ..run.runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite
 from ..models.ssl import DEFAULTS, SSLGAN, make_ssl_config
+from ..measure.experiment import confident_per_class
+from ..run.fileio import atomic_write
 
 # Flags that --resume accepts: they steer the run, not the model or its training.
 RUN_CONTROL = {"epochs", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every", "resume"}
-OUTPUTS = ("config.json", "curves.png", "samples.png", "recognizer.npz")  # what --overwrite also removes
+OUTPUTS = ("config.json", "curves.png", "samples.png", "recognizer.npz", "pseudo.npz")  # what --overwrite also removes
 # The cures' flags (docs/ssl.md, Options): dest -> config key
 CURES = {**{k: k for k in ("validation", "exclude_labelled", "adam_eps_inside", "g_lr", "decay_fraction",
-                           "warmup_epochs")},
+                           "warmup_epochs", "pseudo_threshold")},
          **{k: f"{k}_weight" for k in ("entropy", "balance", "consistency", "pull_away")}}
 QUICK = dict(d_hidden=[64, 32], g_hidden=[32], epochs=3, steps_per_epoch=4, batch_size=20)
 
@@ -69,6 +71,10 @@ def parser(prog=None):
                        ("consistency", "the squared distance of D's class probabilities under two noise draws"),
                        ("pull-away", "the pull-away term of G's features in D (G's digits differ from each other)")):
         p.add_argument(f"--{flag}", type=cli.non_negative, metavar="W", help=f"weight of {what} (default 0: off)")
+    p.add_argument("--pseudo-threshold", type=cli.in_range(0, 1, closed_hi=True, closed_lo=False), metavar="P",
+                   help="self-training: each epoch after the warm-up (and after the first), unlabelled digits the "
+                        "averaged D reads with confidence >= P, the same number per digit, join the labelled ones "
+                        "(default: off)")
     return p
 
 
@@ -174,6 +180,28 @@ def epoch_order(seed, epoch, n_unlabelled, n_labelled, rows):
     return rng.permutation(n_unlabelled)[:rows], rng.permutation(n_unlabelled)[:rows], labelled
 
 
+def pseudo_labelled(gan, images, pool, epoch, path, fresh):
+    """(rows of x, labels) of this epoch's pseudo-labelled digits from `pool`: chosen now (fresh: the epoch's start)
+    by the averaged D and saved to path, or read back from path (a run resumed inside the epoch)."""
+    if fresh:
+        probs = gan.be.to_host(gan.probabilities(images[gan.be.xp.asarray(pool)]))
+        keep, guess = confident_per_class(probs, gan.config["pseudo_threshold"])
+        rows, labels = pool[keep].astype(np.int64), guess.astype(np.int64)
+        atomic_write(path, lambda f: np.savez(f, epoch=np.array(epoch), rows=rows, labels=labels))
+        return rows, labels
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            saved, rows, labels = int(f["epoch"]), f["rows"], f["labels"]
+    except (OSError, ValueError, KeyError) as e:
+        raise cli.UsageError(f"{path}: the pseudo-labels of the resumed epoch cannot be read ({e}); resume from a "
+                             "checkpoint saved at an epoch's end") from None
+    if saved != epoch or rows.shape != labels.shape or not np.isin(rows, pool).all() or not (
+            (labels >= 0) & (labels < 10)).all():
+        raise cli.UsageError(f"{path}: holds the pseudo-labels of epoch {saved + 1}, not of the resumed epoch "
+                             f"{epoch + 1}, or was edited; resume from a checkpoint saved at an epoch's end")
+    return rows, labels
+
+
 def saved_arrays(gan):
     """What a checkpoint holds beside the config, by name: the finite guard checks each before a save."""
     return {"G's weights": gan.G.flat_params, "D's weights": gan.D.flat_params, "D's weight average": gan.ema,
@@ -187,7 +215,8 @@ def loop(args, prog, config, gan, be, split, out, records):
     log_path, ckpt = os.path.join(out, "log.jsonl"), os.path.join(out, "checkpoint.npz")
     x_val, y_val = x[held], y[held]
     images = be.asarray(x.reshape(len(x), -1) * np.float32(1 / 255))    # (N, 784) in [0, 1], on the device
-    lab_x, lab_y = images[be.xp.asarray(pick)], be.xp.asarray(y[pick].astype(np.int64))
+    base = images[be.xp.asarray(pick)], be.xp.asarray(y[pick].astype(np.int64))
+    others = np.setdiff1d(unlabelled, pick)  # the digits self-training may label (--pseudo-threshold)
     test_x = be.asarray(x_test.reshape(len(x_test), -1) * np.float32(1 / 255))
     test_y = be.xp.asarray(y_test.astype(np.int64))
     val_x = be.asarray(x_val.reshape(len(x_val), 784) * np.float32(1 / 255))
@@ -211,7 +240,12 @@ def loop(args, prog, config, gan, be, split, out, records):
         while gan.iteration < total:
             epoch, k = divmod(gan.iteration, steps)
             if order is None or k == 0:
-                order = epoch_order(config["seed"], epoch, len(unlabelled), len(pick), steps * B)
+                lab_x, lab_y = base
+                if config["pseudo_threshold"] and epoch >= max(config["warmup_epochs"], 1):
+                    sure, labels = pseudo_labelled(gan, images, others, epoch, os.path.join(out, "pseudo.npz"), k == 0)
+                    lab_x = be.xp.concatenate([lab_x, images[be.xp.asarray(sure)]])
+                    lab_y = be.xp.concatenate([lab_y, be.xp.asarray(labels)])
+                order = epoch_order(config["seed"], epoch, len(unlabelled), len(lab_y), steps * B)
                 order = [be.xp.asarray(o) for o in (unlabelled[order[0]], unlabelled[order[1]], order[2])]
             rows = slice(k * B, (k + 1) * B)
             lab = order[2][rows]

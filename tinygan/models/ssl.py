@@ -197,12 +197,25 @@ class SSLGAN:
 
     def classify(self, images, batch=1000, average=True):
         """Predicted digits (N,) for images (N, 784) in [0, 1] on the device, by the averaged D in evaluation mode."""
+        return self.read(images, lambda logits: logits.argmax(axis=1), batch, average)
+
+    def probabilities(self, images, batch=1000, average=True):
+        """D's class probabilities (N, 10) for images (N, 784), by the averaged D in evaluation mode."""
+        xp = self.be.xp
+
+        def softmax(logits):
+            e = xp.exp(logits - logits.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+        return self.read(images, softmax, batch, average)
+
+    def read(self, images, fn, batch=1000, average=True):
+        """fn of D's logits for images (N, 784), `batch` rows at a time, concatenated; D restored after."""
         xp, out = self.be.xp, []
         if average:
             self.use_average(True)
         self.D.eval()
         for a in range(0, len(images), batch):
-            out.append(self.D.forward(images[a:a + batch]).argmax(axis=1))
+            out.append(fn(self.D.forward(images[a:a + batch])))
         self.D.train()
         if average:
             self.use_average(False)
