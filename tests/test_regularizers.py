@@ -66,6 +66,19 @@ def test_out_buffers_receive_the_gradient(be64):
         assert grad is buf and np.allclose(be64.to_host(buf), be64.to_host(fn(z)[1]), rtol=1e-14)
 
 
+def test_confident_logits_keep_entropy_and_balance_finite(be32):
+    """A confident D (float32 logits 200 apart): a class no row gives any probability costs a finite loss, no NaN."""
+    z = be32.zeros(6, 4)
+    z[:, 0] = 200.0                             # every row: p = (1, 0, 0, 0) in float32
+    z[3, 1] = 300.0                             # one row votes class 1; classes 2 and 3 get exactly 0
+    for fn in (entropy, class_balance):
+        loss, grad = fn(z)
+        assert np.isfinite(float(loss)) and np.isfinite(be32.to_host(grad)).all(), fn.__name__
+    loss, _ = class_balance(z)                  # pbar = (5/6, 1/6, 0, 0): KL to uniform
+    expected = 5 / 6 * math.log(5 / 6) + 1 / 6 * math.log(1 / 6) + math.log(4)
+    assert abs(float(loss) - expected) < 1e-5
+
+
 # --- PyTorch autograd as an independent oracle (test-only) ---
 
 def torch_losses(torch, za, zb, f):

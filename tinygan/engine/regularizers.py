@@ -37,9 +37,14 @@ def class_balance(z, out=None):
     """KL(mean_rows softmax(z) || uniform) = sum_k pbar_k log pbar_k + log K: small when all classes are used."""
     # z: (N, K); pbar: (K,) the mean of the rows' softmax
     xp = xp_of(z)
+    logp = z - z.max(axis=1, keepdims=True)
+    logp -= xp.log(xp.exp(logp).sum(axis=1, keepdims=True))       # (N, K) log softmax
+    # log pbar_k = LSE_i(log p_ik) - log N: finite even where every row's p_k underflows to 0 (a confident D),
+    # where log(mean p) would be -inf and 0 * -inf a NaN
+    top = logp.max(axis=0, keepdims=True)                           # (1, K)
+    logbar = (top + xp.log(xp.exp(logp - top).sum(axis=0, keepdims=True)))[0] - math.log(len(z))   # (K,)
+    pbar = xp.exp(logbar)                                           # (K,)
     p = _softmax(z, out=out)                                        # (N, K)
-    pbar = p.mean(axis=0)                                           # (K,)
-    logbar = xp.log(pbar)
     loss = (pbar * logbar).sum() + math.log(z.shape[1])
     # dL/dpbar_k = log pbar_k + 1; dpbar_k/dz_ij = p_ik (delta_kj - p_ij) / N, so
     # dL/dz_ij = p_ij (a_j - sum_k p_ik a_k) / N with a = log pbar (the + 1 cancels)
