@@ -15,6 +15,7 @@ from ..data.augment import balanced_subset, experiment_split
 from ..engine.backend import Backend
 from ..models.checkpoint import SSL_FIELDS, CheckpointError, check_fields, load_checkpoint, read_checkpoint, save_checkpoint
 from ..run.plots import plot_ssl_curves, save_grid
+from .export import recognizer_info
 from ..models.recognizer import export_recognizer
 from ..run.runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite
 from ..models.ssl import DEFAULTS, SSLGAN, make_ssl_config
@@ -82,6 +83,8 @@ def train(argv, prog):
     if args.resume:
         arrays, config = cli.named("--resume", CheckpointError, read_ssl_checkpoint, args.resume)
         check_resume_flags(given, args, config, RUN_CONTROL)
+        if finished(prog, args, arrays, config):
+            return
         config["epochs"] = check_target(int(arrays["iteration"]) // config["steps_per_epoch"], args.epochs,
                                         config["epochs"], flag="--epochs", unit="epochs")
     else:
@@ -113,6 +116,27 @@ def train(argv, prog):
         loop(args, prog, config, gan, be, (x, y, x_test, y_test), out, records)
     finally:
         run.close()
+
+
+def finished(prog, args, arrays, config):
+    """True (after saying so) when a resumed run already reached its target: it says where its recognizer is,
+    writing it from the checkpoint if it is missing or older than the checkpoint."""
+    from .export import export_checkpoint
+    from ..models.recognizer import RecognizerError, load_recognizer
+    it, steps = int(arrays["iteration"]), config["steps_per_epoch"]
+    done = it // steps
+    if it % steps or (args.epochs or config["epochs"]) != done:
+        return False
+    rec = os.path.join(os.path.dirname(args.resume) or ".", "recognizer.npz")
+    try:
+        fresh = load_recognizer(rec)[1].get("iteration") == it
+    except RecognizerError:
+        fresh = False
+    if not fresh:
+        export_checkpoint(args.resume, rec)
+    print(f"{prog}: this run is finished: {done} of {done} epochs done; its recognizer is {rec} "
+          f"({cli.command(prog, 'ssl')} --resume {args.resume} --epochs N, N above {done}, trains further)")
+    return True
 
 
 def epoch_order(seed, epoch, n_unlabelled, n_labelled, rows):
@@ -180,7 +204,9 @@ def loop(args, prog, config, gan, be, split, out, records):
                 kept = (f"the last good checkpoint {saved[1]} (iteration {saved[0]}) is untouched" if saved
                         else "no checkpoint was saved yet")
                 sys.exit(f"{prog}: stopped in epoch {epoch + 1}: {bad} became NaN or inf; {kept}; try a lower --lr.")
-            save_checkpoint(ckpt, gan)  # checkpoint first, then the log line and the pictures
+            save_checkpoint(ckpt, gan)  # checkpoint first, then its recognizer, the log line and the pictures
+            export_recognizer(os.path.join(out, "recognizer.npz"), gan,  # every checkpoint has its recognizer
+                              recognizer_info(gan, record if k + 1 == steps else records[-1] if records else None))
             saved = (gan.iteration, ckpt)
             if k + 1 < steps:  # stopped by a signal inside an epoch
                 break
@@ -204,10 +230,8 @@ def loop(args, prog, config, gan, be, split, out, records):
         print(f"{prog}: stopped by {stop.name} after step {gan.iteration}; saved {ckpt}. To continue: {resume}")
         sys.exit(stop.exit_code)
     err = records[-1]["test_err"] if records else None
-    export_recognizer(os.path.join(out, "recognizer.npz"), gan, {
-        "labels": config["labels"], "seed": config["seed"], "epochs": gan.iteration // steps, "test_error": err})
     print(f"done: {gan.iteration // steps} epochs in {time.time() - start:.0f}s, test error {100 * err:.2f}% "
           f"({round(err * len(x_test))} of {len(x_test)} test digits). Wrote to {out}/: config.json, log.jsonl, "
           "curves.png, samples.png, checkpoint.npz, recognizer.npz")
-    print(f"read digits: python -c \"import tinygan as tg; m, _ = tg.load_recognizer('{out}/recognizer.npz'); "
-          "print(tg.read_digits(m, IMAGES))\"  (IMAGES: float (N, 28, 28) in [0, 1])")
+    print(f"read images: tinygan read --recognizer {out}/recognizer.npz PATH...  (image files, folders or globs; "
+          "Python: tinygan.load_recognizer and tinygan.read_digits)")

@@ -60,7 +60,7 @@ GAN_FIELDS = {
 # The semi-supervised GAN's config (tinygan/models/ssl.py), checked the same way.
 SSL_FIELDS = {
     "kind": (lambda v: v == "ssl", "'ssl'"),
-    "labels": (lambda v: type(v) is int and v > 0 and v % 10 == 0, "a positive multiple of 10"),
+    "labels": (lambda v: type(v) is int and v > 0, "a positive integer"),
     "seed": (lambda v: type(v) is int, "an integer"),
     "d_hidden": (_sizes, "a list of positive layer sizes"),
     "g_hidden": (_sizes, "a list of positive layer sizes"),
@@ -76,7 +76,12 @@ SSL_FIELDS = {
     "ema": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "epochs": (lambda v: type(v) is int and v > 0, "a positive integer"),
     "steps_per_epoch": (lambda v: type(v) is int and v > 0, "a positive integer"),
+    "image": (lambda v: _sizes(v) and len(v) == 2, "[height, width]"),
+    "classes": (lambda v: isinstance(v, list) and len(v) >= 2 and all(isinstance(c, str) for c in v)
+                and len(set(v)) == len(v), "a list of at least 2 different class names"),
+    "data": (lambda v: v is None or isinstance(v, dict), "a record of the training data"),
 }
+OPTIONAL = {"image", "classes", "data"}  # absent from checkpoints written before they existed: MNIST's then
 
 
 def check_fields(config, fields, where):
@@ -85,6 +90,8 @@ def check_fields(config, fields, where):
         raise CheckpointError(f"{where}: field 'config' is a {type(config).__name__}, not a dictionary of settings; "
                               "the file is not a tinygan checkpoint or was edited by hand")
     for key, (ok, what) in fields.items():
+        if key not in config and key in OPTIONAL:
+            continue
         if key not in config:
             raise CheckpointError(f"{where}: field 'config.{key}' is missing; the file is not a checkpoint of this "
                                   "version of tinygan or was edited by hand")

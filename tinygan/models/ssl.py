@@ -10,8 +10,6 @@ from ..engine.losses import feature_matching, softmax_cross_entropy, softplus, l
 from ..engine.norm import BatchNorm, WeightNormDense, init_from_data
 from ..engine.optim import Adam
 
-IMAGE, N_CLASSES = 784, 10
-
 # The published MNIST recipe: D 784 -> 1000 -> 500 -> 250 -> 250 -> 250 -> 10, weight-normalised, ReLU, Gaussian
 # noise 0.3 on the input and 0.5 after each hidden layer; G 100 uniform -> 500 -> 500 (softplus, batch norm)
 # -> 784 sigmoid, weight-normalised output; Adam lr 3e-3, beta1 0.5; 100 labelled + 100 unlabelled + 100
@@ -21,7 +19,14 @@ IMAGE, N_CLASSES = 784, 10
 # epochs 12 and 17 (G's sigmoid outputs saturated and the feature-matching loss rose to ~200); see docs/ssl.md.
 DEFAULTS = dict(kind="ssl", labels=100, d_hidden=[1000, 500, 250, 250, 250], input_noise=0.3, hidden_noise=0.5,
                 g_hidden=[500, 500], latent_dim=100, lr=3e-3, beta1=0.5, beta2=0.999, adam_eps=1e-4, batch_size=100,
-                unlabelled_weight=1.0, ema=0.9999, epochs=300, steps_per_epoch=None, seed=0)
+                unlabelled_weight=1.0, ema=0.9999, epochs=300, steps_per_epoch=None, seed=0,
+                image=[28, 28], classes=[str(d) for d in range(10)])  # image and classes: set from the data
+
+
+def sizes_of(c):
+    """(pixels, classes) of a config: from its data's image size and class names (MNIST's 784 and 10 by default)."""
+    h, w = c.get("image", DEFAULTS["image"])
+    return h * w, len(c.get("classes", DEFAULTS["classes"]))
 
 
 def make_ssl_config(**overrides):
@@ -34,20 +39,21 @@ def make_ssl_config(**overrides):
 
 def build_discriminator(c, be):
     """The classifier D: noisy weight-normalised ReLU layers, then 10 logits (the last layer's scale is trained)."""
-    layers, sizes = [GaussianNoise(c["input_noise"], be=be)], [IMAGE, *c["d_hidden"]]
+    pixels, n_classes = sizes_of(c)
+    layers, sizes = [GaussianNoise(c["input_noise"], be=be)], [pixels, *c["d_hidden"]]
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers += [WeightNormDense(a, b, be=be, train_scale=False), ReLU(), GaussianNoise(c["hidden_noise"], be=be)]
-    layers.append(WeightNormDense(sizes[-1], N_CLASSES, be=be))
+    layers.append(WeightNormDense(sizes[-1], n_classes, be=be))
     return Sequential(*layers, be=be)
 
 
 def build_generator(c, be):
     """G: bias-free Dense, batch norm (shift only), softplus per hidden layer; a weight-normalised sigmoid output."""
-    layers, sizes = [], [c["latent_dim"], *c["g_hidden"]]
+    pixels, layers, sizes = sizes_of(c)[0], [], [c["latent_dim"], *c["g_hidden"]]
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers += [Dense(a, b, be=be, bias=False), BatchNorm(b, be=be, scale=False), Softplus()]
-    v_std = (2 / (sizes[-1] + IMAGE)) ** 0.5  # the spread of a Glorot-initialised layer (only V's direction matters)
-    layers += [WeightNormDense(sizes[-1], IMAGE, be=be, v_std=v_std), Sigmoid()]
+    v_std = (2 / (sizes[-1] + pixels)) ** 0.5  # the spread of a Glorot-initialised layer (only V's direction matters)
+    layers += [WeightNormDense(sizes[-1], pixels, be=be, v_std=v_std), Sigmoid()]
     return Sequential(*layers, be=be)
 
 
@@ -57,6 +63,7 @@ class SSLGAN:
 
     def __init__(self, config, be):
         self.config, self.be, self.iteration = config, be, 0
+        self.pixels, self.n_classes = sizes_of(config)
         self.G, self.D = build_generator(config, be), build_discriminator(config, be)
         self.features = len(self.D.layers) - 2  # D.forward(x, upto=features): the last hidden layer's ReLU output
         adam = dict(lr=config["lr"], betas=(config["beta1"], config["beta2"]), eps=config["adam_eps"])
@@ -99,14 +106,14 @@ class SSLGAN:
     def d_backward(self, x_lab, y_lab, x_unl, z):
         """D's losses on [labelled; unlabelled; G(z)] rows in one pass, its gradients added to D's; returns 0-d stats."""
         xp, n, B = self.be.xp, len(x_lab), len(x_unl)
-        rows = self.buffer("rows", n + 2 * B, IMAGE)
+        rows = self.buffer("rows", n + 2 * B, self.pixels)
         rows[:n], rows[n:n + B], rows[n + B:] = x_lab, x_unl, self.G.forward(z)
         out = self.D.forward(rows)                                       # (n + 2B, 10) logits
         loss_lab, g_lab = softmax_cross_entropy(out[:n], y_lab)          # cross-entropy on labelled rows
         loss_real, g_real = unlabelled_loss(out[n:n + B], real=True)     # -log D(x) on unlabelled rows
         loss_fake, g_fake = unlabelled_loss(out[n + B:], real=False)     # -log(1 - D(G(z))) on generated rows
         w = 0.5 * self.config["unlabelled_weight"]                       # the recipe halves each unlabelled term
-        grad = self.buffer("grad", n + 2 * B, N_CLASSES)
+        grad = self.buffer("grad", n + 2 * B, self.n_classes)
         grad[:n] = g_lab
         xp.multiply(g_real, w, out=grad[n:n + B])
         xp.multiply(g_fake, w, out=grad[n + B:])
