@@ -138,3 +138,31 @@ def test_export_command_writes_the_recognizer_of_a_checkpoint(tmp_path, capsys, 
     with pytest.raises(SystemExit) as e:
         main(["export", "--checkpoint", str(tmp_path / "again.npz")])
     assert e.value.code == 2 and "not a tinygan checkpoint" in capsys.readouterr().err
+
+
+def test_every_checkpoint_has_its_recognizer_so_a_kill_never_loses_it(tmp_path, monkeypatch, offline):
+    import os
+    import signal
+    from tinygan.__main__ import main
+    step = SSLGAN.step
+
+    def killed(self, *a):  # a crash in epoch 3, after epoch 2's checkpoint: as kill -9 would leave the folder
+        if self.iteration == 9:
+            raise RuntimeError("killed")
+        return step(self, *a)
+    monkeypatch.setattr(SSLGAN, "step", killed)
+    with pytest.raises(RuntimeError):
+        main(["ssl", "--quick", "--labels", "20", "--out", str(tmp_path / "a")])
+    model, info = load_recognizer(tmp_path / "a" / "recognizer.npz")
+    assert info["iteration"] == 8 and info["epochs"] == 2 and 0 <= info["test_error"] <= 1
+
+    def interrupted(self, *a):  # Ctrl-C mid-epoch: the checkpoint and its recognizer both at step 6
+        stats = step(self, *a)
+        if self.iteration == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+        return stats
+    monkeypatch.setattr(SSLGAN, "step", interrupted)
+    with pytest.raises(SystemExit):
+        main(["ssl", "--quick", "--labels", "20", "--out", str(tmp_path / "b")])
+    assert load_recognizer(tmp_path / "b" / "recognizer.npz")[1]["iteration"] == 6
+    assert int(members(tmp_path / "b" / "checkpoint.npz")["iteration"]) == 6

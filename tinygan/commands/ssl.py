@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from ..run import cli
 from . import guarded
-from ..data.augment import balanced_subset, experiment_split
+from ..data.split import SOURCE_FLAGS, add_data_flags, ssl_data
 from ..engine.backend import Backend
 from ..models.checkpoint import SSL_FIELDS, CheckpointError, check_fields, load_checkpoint, read_checkpoint, save_checkpoint
 from ..run.plots import plot_ssl_curves, save_grid
@@ -21,7 +21,8 @@ from ..run.runs import Run, Signals, append_log, check_resume_flags, check_targe
 from ..models.ssl import DEFAULTS, SSLGAN, make_ssl_config
 
 # Flags that --resume accepts: they steer the run, not the model or its training.
-RUN_CONTROL = {"epochs", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every", "resume"}
+RUN_CONTROL = {"epochs", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every", "resume",
+               *SOURCE_FLAGS, "new_data"}  # the data flags: checked against the checkpoint's data (data/split.py)
 OUTPUTS = ("config.json", "curves.png", "samples.png", "recognizer.npz")  # what --overwrite also removes
 QUICK = dict(d_hidden=[64, 32], g_hidden=[32], epochs=3, steps_per_epoch=4, batch_size=20)
 
@@ -40,7 +41,7 @@ def parser(prog=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     cli.add_threads(p)
-    p.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files")
+    add_data_flags(p)  # --data, --labelled, --unlabelled, --labels-file, --test, ... (tinygan/data/split.py)
     p.add_argument("--require-full", action="store_true",
                    help="fail instead of using the bundled 10k split when the full MNIST is not found")
     p.add_argument("--out", help="folder for the log, curves, samples, checkpoint and recognizer (default runs/ssl; "
@@ -56,7 +57,7 @@ def parse_args(argv, prog=None):
     """(args, the flags written out)."""
     p = parser(prog)
     args = p.parse_args(argv)
-    if args.labels % 10:
+    if args.labels % 10 and not (args.data or args.labelled or args.labels_file):  # other data: checked once read
         p.error(f"argument --labels: {args.labels} must be a positive multiple of 10 (the same number of each digit)")
     return args, p.given(argv)
 
@@ -98,11 +99,8 @@ def train(argv, prog):
     run = Run(out, resume=args.resume, overwrite=args.overwrite, outputs=OUTPUTS, prog=prog)
     try:
         be = Backend(args.backend, "float32", seed=config["seed"])
-        x, y, x_test, y_test, note = experiment_split(args.data, fallback=False if args.require_full else None)
-        per_class, fewest = config["labels"] // 10, int(np.bincount(y, minlength=10).min())
-        if per_class > fewest:
-            raise cli.UsageError(f"--labels {config['labels']}: {per_class} of each digit asked for, but the rarest "
-                                 f"digit has {fewest} training images; use at most --labels {10 * fewest}")
+        x, y, x_test, y_test, pick, note, switch = ssl_data(args, config, bool(args.resume),
+                                                            fallback=False if args.require_full else None)
         B = config["batch_size"]
         config["steps_per_epoch"] = config["steps_per_epoch"] or len(x) // B
         if config["steps_per_epoch"] * B > len(x):
@@ -112,8 +110,12 @@ def train(argv, prog):
         if args.resume:
             cli.named("--resume", CheckpointError, load_checkpoint, args.resume, gan, SSL_FIELDS)
         records = run.begin(prog, config, args.resume, gan.iteration)
+        if switch:  # the log keeps every change of data; the curves only the epochs
+            append_log(os.path.join(out, "log.jsonl"), {"iter": gan.iteration, "data_switch": switch})
+            print(f"{prog}: switching data at iteration {gan.iteration} (--new-data): {switch['to']['path']}")
+        records = [r for r in records if "epoch" in r]
         print(note)
-        loop(args, prog, config, gan, be, (x, y, x_test, y_test), out, records)
+        loop(args, prog, config, gan, be, (x, y, x_test, y_test, pick), out, records)
     finally:
         run.close()
 
@@ -156,10 +158,9 @@ def saved_arrays(gan):
 
 
 def loop(args, prog, config, gan, be, split, out, records):
-    x, y, x_test, y_test = split
+    x, y, x_test, y_test, pick = split  # pick: (labels,) indices of the labelled images in x
     B, steps = config["batch_size"], config["steps_per_epoch"]
     log_path, ckpt = os.path.join(out, "log.jsonl"), os.path.join(out, "checkpoint.npz")
-    pick = balanced_subset(y, config["labels"] // 10, config["seed"])   # (labels,) indices, grouped by digit
     images = be.asarray(x.reshape(len(x), -1) * np.float32(1 / 255))    # (N, 784) in [0, 1], on the device
     lab_x, lab_y = images[be.xp.asarray(pick)], be.xp.asarray(y[pick].astype(np.int64))
     test_x = be.asarray(x_test.reshape(len(x_test), -1) * np.float32(1 / 255))
@@ -219,7 +220,7 @@ def loop(args, prog, config, gan, be, split, out, records):
             plot_ssl_curves(records, os.path.join(out, "curves.png"))
             if (epoch + 1) % args.sample_every == 0 or gan.iteration == total:
                 gan.G.eval()  # batch norm on its running statistics
-                save_grid(be.to_host(gan.generate(fixed_z)).reshape(-1, 28, 28), os.path.join(out, "samples.png"),
+                save_grid(be.to_host(gan.generate(fixed_z)).reshape(-1, *config["image"]), os.path.join(out, "samples.png"),
                           nrow=10, title=f"G after epoch {epoch + 1}")
                 gan.G.train()
             if stop.signum is not None:
