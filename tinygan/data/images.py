@@ -3,7 +3,7 @@ import numpy as np
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 SIDE, BOX = 28, 20     # MNIST: the ink's longer side scaled to 20 px, placed in 28 x 28 by its centre of mass
-INK = 0.2              # a pixel is ink when it is this far above the paper, on a 0..1 scale
+INK = 0.1              # a pixel is ink when it is this far above the paper, on a 0..1 scale
 
 
 class ImageError(ValueError):
@@ -80,8 +80,8 @@ def normalize(g, side=SIDE, box=BOX):
     mass = patch.sum()
     cy = (patch.sum(axis=1) @ np.arange(nh)) / mass if mass > 0 else (nh - 1) / 2
     cx = (patch.sum(axis=0) @ np.arange(nw)) / mass if mass > 0 else (nw - 1) / 2
-    top_row = int(np.clip(round((side - 1) / 2 - cy), 0, side - nh))  # centre of mass to the middle, inside the frame
-    left = int(np.clip(round((side - 1) / 2 - cx), 0, side - nw))
+    top_row = int(np.clip(round(side / 2 - cy), 0, side - nh))  # centre of mass to the middle, inside the frame
+    left = int(np.clip(round(side / 2 - cx), 0, side - nw))
     out[top_row:top_row + nh, left:left + nw] = patch
     return np.rint(out * 255).astype(np.uint8)
 
