@@ -125,6 +125,10 @@ def ssl_data(args, config, resuming, fallback=None):
     x, y, xt, yt, pick, classes, note = load(asked, fallback)
     record = {**asked, **sources.fingerprint(x, y, classes)}
     k = len(classes)
+    if resuming and (list(x.shape[1:]) != config.get("image", [28, 28]) or classes != config.get("classes", classes)):
+        raise UsageError(f"the data has {k} classes of {x.shape[2]} x {x.shape[1]} images, the checkpoint's model was "
+                         f"built for {len(config.get('classes', []))} classes of "
+                         f"{' x '.join(map(str, config.get('image', [28, 28])[::-1]))}: start a new run for it")
     if pick is None:
         fewest = int(np.bincount(y[y >= 0], minlength=k).min())
         word = "digit" if classes == [str(d) for d in range(10)] else "class"
@@ -136,10 +140,6 @@ def ssl_data(args, config, resuming, fallback=None):
                              f"the rarest {word} has {fewest} training images; use at most --labels {k * fewest}")
     switch = None
     if resuming:
-        if list(x.shape[1:]) != config.get("image", [28, 28]) or classes != config.get("classes", classes):
-            raise UsageError(f"the data has {k} classes of {x.shape[2]} x {x.shape[1]} images, the checkpoint's model "
-                             f"was built for {len(config.get('classes', []))} classes of "
-                             f"{'x'.join(map(str, config.get('image', [28, 28])))}: start a new run for it")
         if saved and saved.get("hash") != record["hash"]:
             if not args.new_data:
                 raise UsageError(f"this data ({record['kind']} {record['path']}, {record['shape']}, hash "

@@ -1,0 +1,121 @@
+"""Your own data end to end: 26 letters rendered from matplotlib's fonts train `tinygan ssl` and are read back by
+`tinygan read`; labelled and unlabelled folders; the checkpoint's record of its data on resume."""
+import csv
+import io
+import json
+import os
+import shutil
+import string
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from tinygan.__main__ import main
+from tinygan.models.recognizer import load_recognizer
+
+LETTERS = string.ascii_lowercase
+
+
+def font_files():
+    from matplotlib import font_manager
+    fonts = sorted(f for f in font_manager.findSystemFonts(fontpaths=[os.path.join(
+        os.path.dirname(font_manager.__file__), "mpl-data", "fonts", "ttf")]) if "DejaVu" in f and "Display" not in f)
+    return fonts[:4]
+
+
+def render(root, per_class, seed=0, classes=LETTERS, flat=False):
+    """Letters as dark-on-light 40 x 40 PNGs with jitter (font, size, place, angle): root/<letter>/*.png."""
+    rng, fonts = np.random.default_rng(seed), font_files()
+    for c in classes:
+        d = root if flat else root / c
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            font = ImageFont.truetype(fonts[rng.integers(len(fonts))], int(rng.integers(18, 28)))
+            im = Image.new("L", (40, 40), 255)
+            ImageDraw.Draw(im).text((int(rng.integers(4, 14)), int(rng.integers(0, 8))), c, fill=0, font=font)
+            im.rotate(float(rng.uniform(-12, 12)), fillcolor=255).save(d / f"{c}{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TINYGAN_OFFLINE", "1")
+    monkeypatch.delenv("TINYGAN_DATA", raising=False)
+    return tmp_path
+
+
+def test_26_letters_train_ssl_and_are_read_back(env, capsys):
+    letters = render(env / "letters", 24)
+    out = env / "run"
+    main(["ssl", "--quick", "--data", str(letters), "--labels", "52", "--out", str(out)])
+    model, info = load_recognizer(out / "recognizer.npz")
+    assert info["sizes"] == [784, 64, 32, 26] and info["classes"] == list(LETTERS)
+    config = json.loads((out / "config.json").read_text())
+    assert config["classes"] == list(LETTERS) and config["data"]["shape"] == [520, 28, 28]
+    capsys.readouterr()
+    from tinygan.commands.read import main as read_main
+    result = read_main(["--recognizer", str(out / "recognizer.npz"), str(letters), "--csv", str(env / "r.csv")],
+                       prog="tinygan read")
+    rows = list(csv.reader(io.StringIO((env / "r.csv").read_text())))
+    assert len(rows) == 1 + 26 * 24 and {r[1] for r in rows[1:]} <= set(LETTERS)
+    assert result["n"] == 26 * 24 and 0 <= result["accuracy"] <= 1
+    assert "(rows: true, columns: read)" in capsys.readouterr().out
+
+
+def test_labelled_and_unlabelled_folders_or_a_labels_file(env, capsys):
+    lab = render(env / "lab", 3, seed=1, classes="abc")
+    unl = render(env / "unl", 30, seed=2, classes="abc", flat=True)
+    test = render(env / "test", 5, seed=3, classes="abc")
+    main(["ssl", "--quick", "--labelled", str(lab), "--unlabelled", str(unl), "--test", str(test),
+          "--out", str(env / "a")])
+    config = json.loads((env / "a" / "config.json").read_text())
+    assert config["labels"] == 9 and config["classes"] == ["a", "b", "c"]
+    assert "9 labelled + 90 unlabelled images" in capsys.readouterr().out
+    (unl / "labels.csv").write_text("".join(f"{c}{i:03d}.png,{c}\n" for c in "abc" for i in range(2)))
+    main(["ssl", "--quick", "--labels-file", str(unl / "labels.csv"), "--unlabelled", str(unl),
+          "--out", str(env / "b")])
+    assert "6 labelled + 84 unlabelled images (1 non-image files skipped)" in capsys.readouterr().out
+
+
+def test_resume_uses_the_recorded_data_and_refuses_other_data(env, capsys):
+    letters = render(env / "letters", 30, classes="abcd")
+    ckpt = env / "run" / "checkpoint.npz"
+    main(["ssl", "--quick", "--data", str(letters), "--labels", "8", "--epochs", "1", "--out", str(env / "run")])
+    main(["ssl", "--resume", str(ckpt), "--epochs", "2"])  # no --data: the checkpoint's
+    assert "100 images to learn from" in capsys.readouterr().out
+    other = render(env / "other", 30, seed=5, classes="abcd")
+    with pytest.raises(SystemExit) as e:
+        main(["ssl", "--resume", str(ckpt), "--epochs", "3", "--data", str(other)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "is not the checkpoint's" in err and "--new-data" in err
+    main(["ssl", "--resume", str(ckpt), "--epochs", "3", "--data", str(other), "--new-data"])
+    log = [json.loads(line) for line in (env / "run" / "log.jsonl").read_text().splitlines()]
+    switches = [r for r in log if "data_switch" in r]
+    assert len(switches) == 1 and switches[0]["data_switch"]["to"]["path"] == str(other)
+    assert [r["epoch"] for r in log if "epoch" in r] == [1, 2, 3]
+    shutil.rmtree(other)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:  # the recorded data is gone: one line naming it
+        main(["ssl", "--resume", str(ckpt), "--epochs", "4"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"the checkpoint's data {other} is gone" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as e:  # a model sized for 4 classes cannot take 3
+        main(["ssl", "--resume", str(ckpt), "--epochs", "4", "--data", str(render(env / "three", 40, classes="abc")),
+              "--new-data"])
+    assert e.value.code == 2 and "built for 4 classes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda r: (r / "a" / "a000.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20)), "a000.png: cannot read this image"),
+    (lambda r: (r / "e").mkdir(), "holds no images"),
+])
+def test_bad_image_data_stops_ssl_with_one_line(env, capsys, make, words):
+    letters = render(env / "letters", 4, classes="abcd")
+    make(letters)
+    with pytest.raises(SystemExit) as e:
+        main(["ssl", "--quick", "--data", str(letters), "--labels", "4", "--out", str(env / "run")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not (env / "run" / "checkpoint.npz").exists()
