@@ -119,3 +119,31 @@ def test_bad_image_data_stops_ssl_with_one_line(env, capsys, make, words):
     err = capsys.readouterr().err
     assert e.value.code == 2 and words in err and len(err.strip().splitlines()) == 1, err
     assert not (env / "run" / "checkpoint.npz").exists()
+
+
+def test_train_sizes_a_conditional_gan_from_26_letters_and_records_its_data(env, capsys):
+    from tinygan.models.checkpoint import load_gan
+    letters = render(env / "letters", 4)
+    main(["train", "--conditional", "--data", str(letters), "--iterations", "4", "--batch-size", "8",
+          "--g-hidden", "16", "--d-hidden", "16", "--out", str(env / "gan")])
+    gan = load_gan(env / "gan" / "checkpoint.npz")
+    assert gan.config["classes"] == list(LETTERS) and gan.config["data"]["shape"] == [104, 28, 28]
+    assert gan.G.layers[0].n_in == 100 + 26 and gan.D.layers[0].n_in == 784 + 26
+    assert gan.sample(5, np.arange(5)).shape == (5, 28, 28)
+    main(["train", "--resume", str(env / "gan" / "checkpoint.npz"), "--iterations", "6"])  # the recorded data
+    other = render(env / "other", 4, seed=9)
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--resume", str(env / "gan" / "checkpoint.npz"), "--iterations", "8", "--data", str(other)])
+    assert e.value.code == 2 and "pass --new-data" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", str(letters), "--eval", "--iterations", "2", "--out", str(env / "gan2")])
+    assert e.value.code == 2 and "MNIST classifier" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_model_of_other_classes_in_one_line(env, capsys):
+    main(["train", "--conditional", "--data", str(render(env / "letters", 2)), "--iterations", "2", "--batch-size", "8",
+          "--g-hidden", "8", "--d-hidden", "8", "--out", str(env / "gan")])
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", "--checkpoint", str(env / "gan" / "checkpoint.npz")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "makes 26 classes of 28 x 28" in err and len(err.strip().splitlines()) == 1

@@ -34,23 +34,24 @@ def add_data_flags(p):
 
 
 def requested(args):
-    """The source the flags ask for, as the config records it, or None when no data flag was given."""
-    if args.labelled or args.labels_file or args.unlabelled:
-        if not args.unlabelled and args.labels_file:
+    """The source the flags ask for, as the config records it (tinygan train has only --data and its options)."""
+    flag = lambda name: getattr(args, name, None)  # noqa: E731
+    if flag("labelled") or flag("labels_file") or flag("unlabelled"):
+        if not flag("unlabelled") and flag("labels_file"):
             raise UsageError("--labels-file names files among --unlabelled DIR: add --unlabelled")
-        if not (args.labelled or args.labels_file):
+        if not (flag("labelled") or flag("labels_file")):
             raise UsageError("--unlabelled needs labelled images too: add --labelled DIR or --labels-file FILE")
-        main = args.labelled or args.labels_file
-        kind = "labelled"
+        main, kind = flag("labelled") or flag("labels_file"), "labelled"
     elif args.data is not None and os.path.exists(args.data) and (not sources.is_mnist_folder(args.data)
                                                                    or is_custom(args.data)):
         main, kind = args.data, "set"
     else:
         main, kind = args.data, "mnist"
-    absolute = (lambda p: p and os.path.abspath(p))
-    return {"kind": kind, "path": absolute(main), "unlabelled": absolute(args.unlabelled),
-            "labels_file": absolute(args.labels_file), "test": absolute(args.test), "transpose": args.transpose,
-            "label_offset": args.label_offset, "normalize": not args.no_normalize}
+    absolute = (lambda p: p and os.path.abspath(p))  # noqa: E731
+    return {"kind": kind, "path": absolute(main), "unlabelled": absolute(flag("unlabelled")),
+            "labels_file": absolute(flag("labels_file")), "test": absolute(flag("test")),
+            "transpose": bool(flag("transpose")), "label_offset": flag("label_offset") or 0,
+            "normalize": not flag("no_normalize")}
 
 
 def _holdout(s):
@@ -110,25 +111,79 @@ def load(src, fallback=None):
     return x, y, xt, yt, np.arange(len(lab.x)), classes, note
 
 
-def ssl_data(args, config, resuming, fallback=None):
-    """(x, y, x_test, y_test, pick, note, switch): the data, with config's image, classes and data record set
-    (new run) or checked against the checkpoint's (resume; switch: the log record of a --new-data switch)."""
-    asked = requested(args)
+def recorded(args, config, resuming, asked):
+    """The source to load: the one asked for, or (a resume given no data flag) the checkpoint's, if still there."""
     saved = config.get("data")
-    given = any(getattr(args, f) not in (None, False, 0) for f in SOURCE_FLAGS)
-    if resuming and not given and saved:
-        asked = {k: v for k, v in saved.items() if k not in ("shape", "classes", "hash")}
-        for key in ("path", "unlabelled", "labels_file", "test"):
-            if asked.get(key) and not os.path.exists(asked[key]):
-                raise UsageError(f"the checkpoint's data {asked[key]} is gone: pass its new place with the same "
-                                 "flags it was trained with, or other data with --new-data")
-    x, y, xt, yt, pick, classes, note = load(asked, fallback)
-    record = {**asked, **sources.fingerprint(x, y, classes)}
+    given = any(getattr(args, f, None) not in (None, False, 0) for f in SOURCE_FLAGS)
+    if not (resuming and not given and saved):
+        return asked
+    asked = {k: v for k, v in saved.items() if k not in ("shape", "classes", "hash")}
+    for key in ("path", "unlabelled", "labels_file", "test"):
+        if asked.get(key) and not os.path.exists(asked[key]):
+            raise UsageError(f"the checkpoint's data {asked[key]} is gone: pass its new place with the same "
+                             "flags it was trained with, or other data with --new-data")
+    return asked
+
+
+def check_sizes(config, x, classes, resuming):
+    """UsageError when resumed data does not fit the checkpoint's model (image size, class names)."""
     k = len(classes)
     if resuming and (list(x.shape[1:]) != config.get("image", [28, 28]) or classes != config.get("classes", classes)):
         raise UsageError(f"the data has {k} classes of {x.shape[2]} x {x.shape[1]} images, the checkpoint's model was "
-                         f"built for {len(config.get('classes', []))} classes of "
+                         f"built for {len(config.get('classes', [0] * 10))} classes of "
                          f"{' x '.join(map(str, config.get('image', [28, 28])[::-1]))}: start a new run for it")
+
+
+def settle(args, config, record, resuming):
+    """Record the data in the config; on a resume, refuse other data unless --new-data (then: the log's record)."""
+    saved = config.get("data")
+    if not resuming or not saved:
+        config["data"] = record
+        return None
+    if saved.get("hash") == record["hash"]:
+        return None
+    if not getattr(args, "new_data", False):
+        raise UsageError(f"this data ({record['kind']} {record['path']}, {record['shape']}, hash {record['hash']}) is "
+                         f"not the checkpoint's ({saved['kind']} {saved['path']}, {saved['shape']}, hash "
+                         f"{saved['hash']}): pass --new-data to train on it anyway")
+    config["data"] = record
+    return {"from": saved, "to": record}
+
+
+def gan_data(args, config, resuming, fallback=None):
+    """(images, labels, switch) for tinygan train: MNIST's train split, or any set --data names (sized from it)."""
+    from .mnist import load_mnist
+    asked = recorded(args, config, resuming, requested(args))
+    if asked["kind"] == "mnist":
+        x, y = load_mnist("train", data_dir=asked["path"], fallback=fallback)
+        classes = [str(d) for d in range(10)]
+    else:
+        _, sets = sources.load_sets(asked["path"], asked["transpose"], asked["label_offset"], asked["normalize"])
+        s = sets["train"] if "train" in sets else sets["test"]
+        x, y, classes = s.x, s.y, s.classes
+    check_sizes(config, x, classes, resuming)
+    switch = settle(args, config, {**asked, **sources.fingerprint(x, y, classes)}, resuming)
+    if not resuming:
+        config.update(image=list(x.shape[1:]), classes=classes)
+    return x, y, switch
+
+
+def add_gan_data_flags(p):
+    """The data flags tinygan train has beside --data."""
+    p.add_argument("--transpose", action="store_true", help="IDX images stored transposed (EMNIST)")
+    p.add_argument("--label-offset", type=int, default=0, help="subtract this from IDX labels (EMNIST letters: 1)")
+    p.add_argument("--no-normalize", action="store_true", help="image folders: keep images as given (all one size)")
+    p.add_argument("--new-data", action="store_true", help="with --resume: train on data other than the checkpoint's")
+
+
+def ssl_data(args, config, resuming, fallback=None):
+    """(x, y, x_test, y_test, pick, note, switch): the data, with config's image, classes and data record set
+    (new run) or checked against the checkpoint's (resume; switch: the log record of a --new-data switch)."""
+    asked = recorded(args, config, resuming, requested(args))
+    x, y, xt, yt, pick, classes, note = load(asked, fallback)
+    record = {**asked, **sources.fingerprint(x, y, classes)}
+    k = len(classes)
+    check_sizes(config, x, classes, resuming)
     if pick is None:
         fewest = int(np.bincount(y[y >= 0], minlength=k).min())
         word = "digit" if classes == [str(d) for d in range(10)] else "class"
@@ -138,21 +193,11 @@ def ssl_data(args, config, resuming, fallback=None):
         if config["labels"] // k > fewest:
             raise UsageError(f"--labels {config['labels']}: {config['labels'] // k} of each {word} asked for, but "
                              f"the rarest {word} has {fewest} training images; use at most --labels {k * fewest}")
-    switch = None
-    if resuming:
-        if saved and saved.get("hash") != record["hash"]:
-            if not args.new_data:
-                raise UsageError(f"this data ({record['kind']} {record['path']}, {record['shape']}, hash "
-                                 f"{record['hash']}) is not the checkpoint's ({saved['kind']} {saved['path']}, "
-                                 f"{saved['shape']}, hash {saved['hash']}): pass --new-data to train on it anyway")
-            switch = {"from": saved, "to": record}
-            config["data"] = record
-        elif not saved:
-            config["data"] = record
-    else:
+    switch = settle(args, config, record, resuming)
+    if not resuming:
         if pick is not None:
             config["labels"] = len(pick)
-        config.update(image=list(x.shape[1:]), classes=classes, data=record)
+        config.update(image=list(x.shape[1:]), classes=classes)
     if pick is None:
         pick = balanced_subset(y, config["labels"] // k, config["seed"], classes=k)
     return x, y, xt, yt, pick, note, switch

@@ -56,6 +56,13 @@ GAN_FIELDS = {
     "ema": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "aux": (lambda v: _number(v) and v >= 0, "a number >= 0"),
 }
+SIZED = {  # set from the data; optional (OPTIONAL): checkpoints written before they existed are MNIST's
+    "image": (lambda v: _sizes(v) and len(v) == 2, "[height, width]"),
+    "classes": (lambda v: isinstance(v, list) and len(v) >= 2 and all(isinstance(c, str) for c in v)
+                and len(set(v)) == len(v), "a list of at least 2 different class names"),
+    "data": (lambda v: v is None or isinstance(v, dict), "a record of the training data"),
+}
+GAN_FIELDS.update(SIZED)
 
 # The semi-supervised GAN's config (tinygan/models/ssl.py), checked the same way.
 SSL_FIELDS = {
@@ -76,10 +83,7 @@ SSL_FIELDS = {
     "ema": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "epochs": (lambda v: type(v) is int and v > 0, "a positive integer"),
     "steps_per_epoch": (lambda v: type(v) is int and v > 0, "a positive integer"),
-    "image": (lambda v: _sizes(v) and len(v) == 2, "[height, width]"),
-    "classes": (lambda v: isinstance(v, list) and len(v) >= 2 and all(isinstance(c, str) for c in v)
-                and len(set(v)) == len(v), "a list of at least 2 different class names"),
-    "data": (lambda v: v is None or isinstance(v, dict), "a record of the training data"),
+    **SIZED,
 }
 OPTIONAL = {"image", "classes", "data"}  # absent from checkpoints written before they existed: MNIST's then
 
