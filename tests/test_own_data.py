@@ -143,6 +143,7 @@ def test_train_sizes_a_conditional_gan_from_26_letters_and_records_its_data(env,
 def test_evaluate_refuses_a_model_of_other_classes_in_one_line(env, capsys):
     main(["train", "--conditional", "--data", str(render(env / "letters", 2)), "--iterations", "2", "--batch-size", "8",
           "--g-hidden", "8", "--d-hidden", "8", "--out", str(env / "gan")])
+    capsys.readouterr()
     with pytest.raises(SystemExit) as e:
         main(["evaluate", "--checkpoint", str(env / "gan" / "checkpoint.npz")])
     err = capsys.readouterr().err
