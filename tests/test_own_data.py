@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import string
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +149,38 @@ def test_evaluate_refuses_a_model_of_other_classes_in_one_line(env, capsys):
         main(["evaluate", "--checkpoint", str(env / "gan" / "checkpoint.npz")])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "makes 26 classes of 28 x 28" in err and len(err.strip().splitlines()) == 1
+
+
+def readme_section():
+    """The bash and python blocks of README's "Your own handwriting"."""
+    import re
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Your own handwriting", 1)[1].split("\n## ", 1)[0]
+    return (re.search(r"```bash\n(.*?)```", section, re.S).group(1).strip().splitlines(),
+            re.search(r"```python\n(.*?)```", section, re.S).group(1))
+
+
+def test_readme_own_handwriting_commands_and_python_run(env, monkeypatch, capsys):
+    import shlex
+    commands, python = readme_section()
+    assert len(commands) == 3 and all(c.startswith("tinygan ") for c in commands)
+    monkeypatch.chdir(env)
+    render(env / "scans" / "labelled", 3, seed=1, classes="abc")
+    render(env / "scans" / "unlabelled", 30, seed=2, classes="abc", flat=True)
+    render(env / "scans" / "test", 4, seed=3, classes="abc")
+    render(env / "scans" / "new", 2, seed=4, classes="abc", flat=True)
+    for line in commands:
+        argv = shlex.split(line)[1:]
+        if argv[0] == "ssl":  # the README's run, in seconds: a tiny model and 3 short epochs
+            i = argv.index("--epochs")
+            argv[i:i + 2] = ["--quick"]
+        main(argv)
+    said = capsys.readouterr()
+    assert "accuracy" in said.err + said.out
+    rows = list(csv.reader(open(env / "readings.csv")))
+    assert rows[0][-1] == "unsure" and len(rows) == 7 and {r[1] for r in rows[1:]} <= set("abc")
+    os.unlink(env / "readings.csv")
+    exec(compile(python, "README.md", "exec"), {})
+    again = list(csv.reader(open(env / "readings.csv")))
+    assert [os.path.basename(r[0]) for r in again[1:]] == [os.path.basename(r[0]) for r in rows[1:]]
+    assert [r[1] for r in again[1:]] == [r[1] for r in rows[1:]]  # the same readings as the command's

@@ -274,3 +274,9 @@ def load_sets(path, transpose=False, label_offset=0, normalize=True, cache=True)
     if _idx_files(path):
         return "idx", read_idx_set(path, transpose, label_offset)
     return "folders", {"train": class_folders(path, normalize, cache)}
+
+
+def load_images(paths, normalize=True):
+    """(image files, uint8 images (N, 28, 28) with MNIST's preprocessing, or as given) of files, folders, globs."""
+    files, _ = list_images([paths] if isinstance(paths, (str, os.PathLike)) else paths)
+    return files, decode_files(files, normalize)
