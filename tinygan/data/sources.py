@@ -273,6 +273,9 @@ def load_sets(path, transpose=False, label_offset=0, normalize=True, cache=True)
         raise DataNotFoundError(f"--data {path}: no such file or folder")
     if _idx_files(path):
         return "idx", read_idx_set(path, transpose, label_offset)
+    if not any(os.path.isdir(os.path.join(path, n)) for n in os.listdir(path)):
+        raise DataNotFoundError(f"--data {path}: neither an IDX pair (such as MNIST's train-images-idx3-ubyte.gz and "
+                                "train-labels-idx1-ubyte.gz) nor class folders (DIR/<class>/*.png) in it")
     return "folders", {"train": class_folders(path, normalize, cache)}
 
 

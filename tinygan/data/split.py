@@ -42,8 +42,8 @@ def requested(args):
         if not (flag("labelled") or flag("labels_file")):
             raise UsageError("--unlabelled needs labelled images too: add --labelled DIR or --labels-file FILE")
         main, kind = flag("labelled") or flag("labels_file"), "labelled"
-    elif args.data is not None and os.path.exists(args.data) and (not sources.is_mnist_folder(args.data)
-                                                                   or is_custom(args.data)):
+    elif args.data is not None and (os.path.isfile(args.data) and args.data.endswith(".npz") or os.path.isdir(
+            args.data) and (not sources.is_mnist_folder(args.data) or is_custom(args.data))):
         main, kind = args.data, "set"
     else:
         main, kind = args.data, "mnist"
