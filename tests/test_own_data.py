@@ -184,3 +184,19 @@ def test_readme_own_handwriting_commands_and_python_run(env, monkeypatch, capsys
     again = list(csv.reader(open(env / "readings.csv")))
     assert [os.path.basename(r[0]) for r in again[1:]] == [os.path.basename(r[0]) for r in rows[1:]]
     assert [r[1] for r in again[1:]] == [r[1] for r in rows[1:]]  # the same readings as the command's
+
+
+def test_sample_writes_class_folders_that_data_reads_back(env, capsys):
+    letters = render(env / "letters", 3, classes="abcd")
+    main(["train", "--conditional", "--data", str(letters), "--iterations", "2", "--batch-size", "4",
+          "--g-hidden", "8", "--d-hidden", "8", "--out", str(env / "gan")])
+    main(["sample", "--checkpoint", str(env / "gan" / "checkpoint.npz"), "--n", "12", "--format", "folders,npz",
+          "--out", str(env / "s")])
+    assert sorted(os.listdir(env / "s" / "images")) == list("abcd")
+    assert not [n for n in os.listdir(env / "s") if n.startswith(".tmp")]
+    from tinygan.data import sources
+    back = sources.class_folders(env / "s" / "images", normalize=False)
+    with np.load(env / "s" / "samples.npz") as f:
+        assert np.array_equal(back.x, f["images"][np.argsort(f["labels"], kind="stable")])
+    main(["train", "--data", str(env / "s" / "images"), "--no-normalize", "--iterations", "2", "--batch-size", "4",
+          "--g-hidden", "8", "--d-hidden", "8", "--out", str(env / "again")])
