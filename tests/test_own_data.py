@@ -200,3 +200,14 @@ def test_sample_writes_class_folders_that_data_reads_back(env, capsys):
         assert np.array_equal(back.x, f["images"][np.argsort(f["labels"], kind="stable")])
     main(["train", "--data", str(env / "s" / "images"), "--no-normalize", "--iterations", "2", "--batch-size", "4",
           "--g-hidden", "8", "--d-hidden", "8", "--out", str(env / "again")])
+
+
+def test_images_kept_as_given_size_the_model_and_are_read_the_same_way(env, capsys):
+    letters = render(env / "letters", 40, classes="abc")  # 40 x 40 pages, kept as they are
+    main(["ssl", "--quick", "--data", str(letters), "--labels", "6", "--no-normalize", "--out", str(env / "run")])
+    model, info = load_recognizer(env / "run" / "recognizer.npz")
+    assert info["sizes"][0] == 1600 and model.image == (40, 40) and info["data"]["normalize"] is False
+    from tinygan.commands.read import main as read_main
+    capsys.readouterr()
+    read_main(["--recognizer", str(env / "run" / "recognizer.npz"), str(letters / "a")], prog="tinygan read")
+    assert len(list(csv.reader(io.StringIO(capsys.readouterr().out)))) == 41

@@ -96,13 +96,17 @@ def read(argv, prog):
                              f"{os.path.join(args.csv, 'readings.csv')}")
     model, info = load_recognizer(args.recognizer)
     classes = list(model.classes)
+    trained = info.get("data") if isinstance(info.get("data"), dict) else {}
+    if trained.get("normalize") is False and trained.get("kind") != "mnist":
+        args.no_normalize = True  # read images the way the recognizer's training images were prepared
     names, x, truth, note = gather(args, classes)
     unknown = sorted({t for t in truth if t is not None and t not in classes})
     if unknown:
         raise cli.UsageError(f"the true labels {unknown} are not classes of {args.recognizer} ({', '.join(classes)})")
     if x.shape[1:] != tuple(model.image):
         raise cli.UsageError(f"the images are {x.shape[2]} x {x.shape[1]} but {args.recognizer} reads "
-                             f"{model.image[1]} x {model.image[0]}: drop --no-normalize, or resize them")
+                             f"{model.image[1]} x {model.image[0]}: "
+                             + ("resize them" if args.no_normalize else "pass --no-normalize, or resize them"))
     r = read_digits(model, x)
     unsure = r.confidences < args.reject_below if args.reject_below is not None else np.zeros(len(x), bool)
     text = io.StringIO()

@@ -167,6 +167,8 @@ def load_recognizer(path, be=None):
     model = Sequential(*layers[:-1], be=be)  # no ReLU after the logits
     model.load_state_dict(state)  # shapes already checked
     model.image, model.classes = image, classes
+    data = info.get("data") if isinstance(info.get("data"), dict) else {}
+    model.bright_ink = data.get("normalize", True) is not False or data.get("kind") == "mnist"  # what it was trained on
     return model.eval(), {**info, "image": list(image), "classes": classes}
 
 
@@ -209,7 +211,7 @@ def check_images(model, images, normalize=False):
                               f"(N, {pixels}); resize them, or pass normalize=True")
     x = x.reshape(len(x), -1)
     light = np.mean([dark_on_light(g) for g in x[:200].reshape(-1, *image)])
-    if light > 0.5:
+    if light > 0.5 and getattr(model, "bright_ink", True):
         warnings.warn(f"{100 * light:.0f}% of the images look like dark ink on light paper, but the recognizer "
                       "was trained on bright ink on black: pass normalize=True (or 1 - images)", stacklevel=3)
     return x
