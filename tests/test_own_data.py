@@ -211,3 +211,27 @@ def test_images_kept_as_given_size_the_model_and_are_read_the_same_way(env, caps
     capsys.readouterr()
     read_main(["--recognizer", str(env / "run" / "recognizer.npz"), str(letters / "a")], prog="tinygan read")
     assert len(list(csv.reader(io.StringIO(capsys.readouterr().out)))) == 41
+
+
+def test_without_normalising_folders_and_idx_train_bit_identically(env):
+    from tinygan.data.idx import write_idx
+    from tinygan.data.mnist import bundled_dir, read_idx
+    x = read_idx(os.path.join(bundled_dir(), "t10k-images-idx3-ubyte.gz"))[:200]
+    y = read_idx(os.path.join(bundled_dir(), "t10k-labels-idx1-ubyte.gz"))[:200]
+    order = np.argsort(y, kind="stable")  # class folders list class by class, files in name order
+    x, y = x[order], y[order]
+    (env / "idx").mkdir()
+    write_idx(env / "idx" / "mine-train-images-idx3-ubyte", x)
+    write_idx(env / "idx" / "mine-train-labels-idx1-ubyte", y)
+    for i, (img, label) in enumerate(zip(x, y)):
+        (env / "png" / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(env / "png" / str(label) / f"{i:04d}.png")
+    for name in ("idx", "png"):
+        main(["ssl", "--quick", "--labels", "10", "--no-normalize", "--data", str(env / name), "--out", str(env / f"r{name}")])
+    with np.load(env / "ridx" / "checkpoint.npz") as a, np.load(env / "rpng" / "checkpoint.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for k in a.files:
+            if k != "config":  # it names the two sources
+                assert np.array_equal(a[k], b[k]), k
+    hashes = [json.loads((env / f"r{n}" / "config.json").read_text())["data"]["hash"] for n in ("idx", "png")]
+    assert hashes[0] == hashes[1]  # the same images and labels: the same fingerprint
