@@ -78,7 +78,9 @@ def load(src, fallback=None):
             where = f"every {HOLDOUT}th image held out (no test split of its own)"
         else:
             where = f"--test {src['test']}"
-        note = f"{kind} {src['path']}: {len(train.x)} images to learn from, {len(test.x)} to test on ({where})"
+        skipped = sum(s.skipped for s in sets.values())
+        note = (f"{kind} {src['path']}: {len(train.x)} images to learn from, {len(test.x)} to test on ({where})"
+                + (f"; {skipped} non-image files skipped" if skipped else ""))
         return train.x, train.y, test.x, test.y, None, train.classes, note
     # labelled images (class folders or a labels file) and unlabelled ones
     unl_files, skipped = sources.list_images([src["unlabelled"]])
