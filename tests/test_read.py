@@ -1,6 +1,7 @@
 """tinygan read: image files, class folders, globs and array sets to a CSV, accuracy and confusion matrix."""
 import csv
 import io
+import os
 
 import numpy as np
 import pytest
@@ -118,3 +119,16 @@ def test_a_missing_recognizer_or_path_is_one_line(trained, tmp_path, capsys):
             read_main(argv, prog="tinygan read")
         err = capsys.readouterr().err
         assert e.value.code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_idx_folder_is_read_with_its_labels(trained, capsys):
+    rec, _, _ = trained
+    from tinygan.commands.read import main as read_main
+    from tinygan.data.mnist import bundled_dir, read_idx
+    result = read_main(["--recognizer", str(rec), bundled_dir()], prog="tinygan read")
+    x = read_idx(os.path.join(bundled_dir(), "t10k-images-idx3-ubyte.gz"))
+    y = read_idx(os.path.join(bundled_dir(), "t10k-labels-idx1-ubyte.gz"))
+    model, _ = load_recognizer(rec)
+    assert result["n"] == 10000 and result["accuracy"] == pytest.approx(np.mean(read_digits(model, x).labels == y))
+    out = capsys.readouterr().out
+    assert out.count("\n") == 10001 and "#test9999," in out

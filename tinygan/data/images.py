@@ -17,11 +17,11 @@ def is_image(path):
 
 def decode(path):
     """Grayscale float32 (H, W) in [0, 1] of an image file: 16-bit, palette, RGB(A) and LA converted."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
     try:
         with Image.open(path) as im:
             im.load()  # reads every byte: a truncated file fails here, not later
-            return to_gray(im)
+            return to_gray(ImageOps.exif_transpose(im))  # a phone's photo the way up it was taken
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ImageError(f"{path}: cannot read this image ({type(e).__name__}: {e}); replace or remove it") from None
 
