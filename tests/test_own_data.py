@@ -235,3 +235,18 @@ def test_without_normalising_folders_and_idx_train_bit_identically(env):
                 assert np.array_equal(a[k], b[k]), k
     hashes = [json.loads((env / f"r{n}" / "config.json").read_text())["data"]["hash"] for n in ("idx", "png")]
     assert hashes[0] == hashes[1]  # the same images and labels: the same fingerprint
+
+
+def test_a_checkpoint_from_before_data_sources_resumes_on_mnist(env, capsys):
+    main(["ssl", "--quick", "--labels", "20", "--epochs", "1", "--out", str(env / "old")])
+    ckpt = env / "old" / "checkpoint.npz"
+    with np.load(ckpt) as f:
+        arrays = {k: f[k] for k in f.files}
+    config = json.loads(str(arrays["config"]))
+    for key in ("image", "classes", "data"):
+        del config[key]
+    arrays["config"] = np.array(json.dumps(config))
+    np.savez(ckpt, **arrays)
+    main(["ssl", "--resume", str(ckpt), "--epochs", "2"])
+    resumed = json.loads((env / "old" / "config.json").read_text())
+    assert resumed["data"]["kind"] == "mnist" and load_recognizer(env / "old" / "recognizer.npz")[1]["epochs"] == 2

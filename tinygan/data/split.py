@@ -165,8 +165,7 @@ def gan_data(args, config, resuming, fallback=None):
         x, y, classes = s.x, s.y, s.classes
     check_sizes(config, x, classes, resuming)
     switch = settle(args, config, {**asked, **sources.fingerprint(x, y, classes)}, resuming)
-    if not resuming:
-        config.update(image=list(x.shape[1:]), classes=classes)
+    config.update(image=list(x.shape[1:]), classes=classes)  # a resume: the checkpoint's (check_sizes), or MNIST's
     return x, y, switch
 
 
@@ -196,10 +195,9 @@ def ssl_data(args, config, resuming, fallback=None):
             raise UsageError(f"--labels {config['labels']}: {config['labels'] // k} of each {word} asked for, but "
                              f"the rarest {word} has {fewest} training images; use at most --labels {k * fewest}")
     switch = settle(args, config, record, resuming)
-    if not resuming:
-        if pick is not None:
-            config["labels"] = len(pick)
-        config.update(image=list(x.shape[1:]), classes=classes)
+    if not resuming and pick is not None:
+        config["labels"] = len(pick)
+    config.update(image=list(x.shape[1:]), classes=classes)  # a resume: the checkpoint's (check_sizes), or MNIST's
     if pick is None:
         pick = balanced_subset(y, config["labels"] // k, config["seed"], classes=k)
     return x, y, xt, yt, pick, note, switch
