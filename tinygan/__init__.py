@@ -12,6 +12,7 @@ from .engine.losses import bce, bce_with_logits, feature_matching, log_sum_exp, 
 from .engine.norm import BatchNorm, WeightNormDense, init_from_data
 from .engine.optim import SGD, Adam
 from .models.recognizer import RecognizerError, export_recognizer, load_recognizer, read_digits
+from .data.sources import load_images
 from .models.ssl import SSLGAN, make_ssl_config
 
 __version__ = "0.1.0"
@@ -26,4 +27,5 @@ __all__ = [  # the engine, then what a training script or notebook needs (see RE
     "GAN", "PRESETS", "make_config", "Dataset", "load_mnist", "MNISTDataError", "read_idx", "write_idx",
     "save_checkpoint", "load_checkpoint", "load_gan", "CheckpointError", "evaluate_gan", "evaluate_images",
     "SSLGAN", "make_ssl_config", "export_recognizer", "load_recognizer", "read_digits", "RecognizerError",
+    "load_images",
 ]

@@ -48,6 +48,10 @@ def evaluate(argv, prog):
         os.environ["TINYGAN_REQUIRE_FULL"] = "1"  # the evaluation's own data lookup reads it
     cli.set_threads(args.threads)
     gan = cli.named("--checkpoint", CheckpointError, load_gan, args.checkpoint, args.backend)
+    if gan.config.get("image", [28, 28]) != [28, 28] or len(gan.config.get("classes", range(10))) != 10:
+        p.error(f"argument --checkpoint: the evaluation scores 28 x 28 digits with the MNIST classifier; this model "
+                f"makes {len(gan.config['classes'])} classes of {' x '.join(map(str, gan.config['image'][::-1]))} "
+                "images (its own data): it cannot be scored here")
     if args.cas and not gan.config["conditional"]:
         p.error("argument --cas: it trains a classifier on generated digits and their labels: the checkpoint must be "
                 "conditional (train with --conditional)")

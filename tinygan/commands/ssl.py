@@ -11,10 +11,11 @@ from tqdm import tqdm
 
 from ..run import cli
 from . import guarded
-from ..data.augment import balanced_subset, experiment_split
+from ..data.split import SOURCE_FLAGS, add_data_flags, ssl_data
 from ..engine.backend import Backend
 from ..models.checkpoint import SSL_FIELDS, CheckpointError, check_fields, load_checkpoint, read_checkpoint, save_checkpoint
 from ..run.plots import plot_ssl_curves, save_grid
+from .export import recognizer_info
 from ..models.recognizer import export_recognizer
 from ..run.runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite
 from ..models.ssl import DEFAULTS, SSLGAN, make_ssl_config
@@ -22,7 +23,8 @@ from ..measure.experiment import confident_per_class
 from ..run.fileio import atomic_write
 
 # Flags that --resume accepts: they steer the run, not the model or its training.
-RUN_CONTROL = {"epochs", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every", "resume"}
+RUN_CONTROL = {"epochs", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every", "resume",
+               *SOURCE_FLAGS, "new_data"}  # the data flags: checked against the checkpoint's data (data/split.py)
 OUTPUTS = ("config.json", "curves.png", "samples.png", "recognizer.npz", "pseudo.npz")  # what --overwrite also removes
 # The cures' flags (docs/ssl.md, Options): dest -> config key
 CURES = {**{k: k for k in ("validation", "exclude_labelled", "adam_eps_inside", "g_lr", "decay_fraction",
@@ -45,7 +47,7 @@ def parser(prog=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     cli.add_threads(p)
-    p.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files")
+    add_data_flags(p)  # --data, --labelled, --unlabelled, --labels-file, --test, ... (tinygan/data/split.py)
     p.add_argument("--require-full", action="store_true",
                    help="fail instead of using the bundled 10k split when the full MNIST is not found")
     p.add_argument("--out", help="folder for the log, curves, samples, checkpoint and recognizer (default runs/ssl; "
@@ -93,7 +95,7 @@ def parse_args(argv, prog=None):
     """(args, the flags written out)."""
     p = parser(prog)
     args = p.parse_args(argv)
-    if args.labels % 10:
+    if args.labels % 10 and not (args.data or args.labelled or args.labels_file):  # other data: checked once read
         p.error(f"argument --labels: {args.labels} must be a positive multiple of 10 (the same number of each digit)")
     return args, p.given(argv)
 
@@ -120,6 +122,8 @@ def train(argv, prog):
     if args.resume:
         arrays, config = cli.named("--resume", CheckpointError, read_ssl_checkpoint, args.resume)
         check_resume_flags(given, args, config, RUN_CONTROL, names=CURES)
+        if finished(prog, args, arrays, config):
+            return
         config["epochs"] = check_target(int(arrays["iteration"]) // config["steps_per_epoch"], args.epochs,
                                         config["epochs"], flag="--epochs", unit="epochs")
     else:
@@ -137,16 +141,9 @@ def train(argv, prog):
     run = Run(out, resume=args.resume, overwrite=args.overwrite, outputs=OUTPUTS, prog=prog)
     try:
         be = Backend(args.backend, "float32", seed=config["seed"])
-        x, y, x_test, y_test, note = experiment_split(args.data, fallback=False if args.require_full else None)
-        if config["validation"] >= len(x) // 2:
-            raise cli.UsageError(f"--validation {config['validation']}: holds out at least half of the {len(x)} "
-                                 f"training digits; use at most --validation {len(x) // 2 - 1}")
-        kept = y[:len(y) - config["validation"]]  # the digits left to learn from
-        per_class, fewest = config["labels"] // 10, int(np.bincount(kept, minlength=10).min())
-        if per_class > fewest:
-            raise cli.UsageError(f"--labels {config['labels']}: {per_class} of each digit asked for, but the rarest "
-                                 f"digit has {fewest} training images; use at most --labels {10 * fewest}")
-        pick, unlabelled, held = split_rows(y, config)
+        x, y, x_test, y_test, pick, note, switch = ssl_data(args, config, bool(args.resume),
+                                                            fallback=False if args.require_full else None)
+        pick, unlabelled, held = split_rows(y, config, pick)
         B, pool = config["batch_size"], len(unlabelled)
         config["steps_per_epoch"] = config["steps_per_epoch"] or pool // B
         if config["steps_per_epoch"] * B > pool:
@@ -156,19 +153,44 @@ def train(argv, prog):
         if args.resume:
             cli.named("--resume", CheckpointError, load_checkpoint, args.resume, gan, SSL_FIELDS)
         records = run.begin(prog, config, args.resume, gan.iteration)
+        if switch:  # the log keeps every change of data; the curves only the epochs
+            append_log(os.path.join(out, "log.jsonl"), {"iter": gan.iteration, "data_switch": switch})
+            print(f"{prog}: switching data at iteration {gan.iteration} (--new-data): {switch['to']['path']}")
+        records = [r for r in records if "epoch" in r]
         print(note)
         loop(args, prog, config, gan, be, (x, y, x_test, y_test, pick, unlabelled, held), out, records)
     finally:
         run.close()
 
 
-def split_rows(y, config):
-    """(labelled, unlabelled, validation) rows of the training digits: the last config["validation"] are held out
-    of both pools; the labelled ones, drawn from the rest, are in the unlabelled pool unless exclude_labelled."""
+def split_rows(y, config, pick):
+    """(labelled, unlabelled, validation) rows of the training images: the last config["validation"] are held out
+    of both pools (data/split.py drew the labelled ones, pick, from the rest); the labelled ones are in the
+    unlabelled pool unless exclude_labelled."""
     keep = len(y) - config["validation"]
-    pick = balanced_subset(y[:keep], config["labels"] // 10, config["seed"])  # (labels,) indices, grouped by digit
     unlabelled = np.setdiff1d(np.arange(keep), pick) if config["exclude_labelled"] else np.arange(keep)
     return pick, unlabelled, np.arange(keep, len(y))
+
+
+def finished(prog, args, arrays, config):
+    """True (after saying so) when a resumed run already reached its target: it says where its recognizer is,
+    writing it from the checkpoint if it is missing or older than the checkpoint."""
+    from .export import export_checkpoint
+    from ..models.recognizer import RecognizerError, load_recognizer
+    it, steps = int(arrays["iteration"]), config["steps_per_epoch"]
+    done = it // steps
+    if it % steps or (args.epochs or config["epochs"]) != done:
+        return False
+    rec = os.path.join(os.path.dirname(args.resume) or ".", "recognizer.npz")
+    try:
+        fresh = load_recognizer(rec)[1].get("iteration") == it
+    except RecognizerError:
+        fresh = False
+    if not fresh:
+        export_checkpoint(args.resume, rec)
+    print(f"{prog}: this run is finished: {done} of {done} epochs done; its recognizer is {rec} "
+          f"({cli.command(prog, 'ssl')} --resume {args.resume} --epochs N, N above {done}, trains further)")
+    return True
 
 
 def epoch_order(seed, epoch, n_unlabelled, n_labelled, rows):
@@ -210,7 +232,7 @@ def saved_arrays(gan):
 
 
 def loop(args, prog, config, gan, be, split, out, records):
-    x, y, x_test, y_test, pick, unlabelled, held = split
+    x, y, x_test, y_test, pick, unlabelled, held = split  # pick: (labels,) indices of the labelled images in x
     B, steps = config["batch_size"], config["steps_per_epoch"]
     log_path, ckpt = os.path.join(out, "log.jsonl"), os.path.join(out, "checkpoint.npz")
     x_val, y_val = x[held], y[held]
@@ -219,7 +241,7 @@ def loop(args, prog, config, gan, be, split, out, records):
     others = np.setdiff1d(unlabelled, pick)  # the digits self-training may label (--pseudo-threshold)
     test_x = be.asarray(x_test.reshape(len(x_test), -1) * np.float32(1 / 255))
     test_y = be.xp.asarray(y_test.astype(np.int64))
-    val_x = be.asarray(x_val.reshape(len(x_val), 784) * np.float32(1 / 255))
+    val_x = be.asarray(x_val.reshape(len(x_val), -1) * np.float32(1 / 255))
     val_y = be.xp.asarray(y_val.astype(np.int64))
     if gan.iteration == 0:  # the recipe's data-dependent init, from 500 unlabelled digits
         first = unlabelled[np.random.default_rng(config["seed"]).permutation(len(unlabelled))[:500]]
@@ -270,7 +292,9 @@ def loop(args, prog, config, gan, be, split, out, records):
                 kept = (f"the last good checkpoint {saved[1]} (iteration {saved[0]}) is untouched" if saved
                         else "no checkpoint was saved yet")
                 sys.exit(f"{prog}: stopped in epoch {epoch + 1}: {bad} became NaN or inf; {kept}; try a lower --lr.")
-            save_checkpoint(ckpt, gan)  # checkpoint first, then the log line and the pictures
+            save_checkpoint(ckpt, gan)  # checkpoint first, then its recognizer, the log line and the pictures
+            export_recognizer(os.path.join(out, "recognizer.npz"), gan,  # every checkpoint has its recognizer
+                              recognizer_info(gan, record if k + 1 == steps else records[-1] if records else None))
             saved = (gan.iteration, ckpt)
             if k + 1 < steps:  # stopped by a signal inside an epoch
                 break
@@ -285,7 +309,7 @@ def loop(args, prog, config, gan, be, split, out, records):
             plot_ssl_curves(records, os.path.join(out, "curves.png"))
             if (epoch + 1) % args.sample_every == 0 or gan.iteration == total:
                 gan.G.eval()  # batch norm on its running statistics
-                save_grid(be.to_host(gan.generate(fixed_z)).reshape(-1, 28, 28), os.path.join(out, "samples.png"),
+                save_grid(be.to_host(gan.generate(fixed_z)).reshape(-1, *config["image"]), os.path.join(out, "samples.png"),
                           nrow=10, title=f"G after epoch {epoch + 1}")
                 gan.G.train()
             if stop.signum is not None:
@@ -296,10 +320,8 @@ def loop(args, prog, config, gan, be, split, out, records):
         print(f"{prog}: stopped by {stop.name} after step {gan.iteration}; saved {ckpt}. To continue: {resume}")
         sys.exit(stop.exit_code)
     err = records[-1]["test_err"] if records else None
-    export_recognizer(os.path.join(out, "recognizer.npz"), gan, {
-        "labels": config["labels"], "seed": config["seed"], "epochs": gan.iteration // steps, "test_error": err})
     print(f"done: {gan.iteration // steps} epochs in {time.time() - start:.0f}s, test error {100 * err:.2f}% "
           f"({round(err * len(x_test))} of {len(x_test)} test digits). Wrote to {out}/: config.json, log.jsonl, "
           "curves.png, samples.png, checkpoint.npz, recognizer.npz")
-    print(f"read digits: python -c \"import tinygan as tg; m, _ = tg.load_recognizer('{out}/recognizer.npz'); "
-          "print(tg.read_digits(m, IMAGES))\"  (IMAGES: float (N, 28, 28) in [0, 1])")
+    print(f"read images: tinygan read --recognizer {out}/recognizer.npz PATH...  (image files, folders or globs; "
+          "Python: tinygan.load_recognizer and tinygan.read_digits)")

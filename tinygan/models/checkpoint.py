@@ -56,11 +56,18 @@ GAN_FIELDS = {
     "ema": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "aux": (lambda v: _number(v) and v >= 0, "a number >= 0"),
 }
+SIZED = {  # set from the data; optional (OPTIONAL): checkpoints written before they existed are MNIST's
+    "image": (lambda v: _sizes(v) and len(v) == 2, "[height, width]"),
+    "classes": (lambda v: isinstance(v, list) and len(v) >= 2 and all(isinstance(c, str) for c in v)
+                and len(set(v)) == len(v), "a list of at least 2 different class names"),
+    "data": (lambda v: v is None or isinstance(v, dict), "a record of the training data"),
+}
+GAN_FIELDS.update(SIZED)
 
 # The semi-supervised GAN's config (tinygan/models/ssl.py), checked the same way.
 SSL_FIELDS = {
     "kind": (lambda v: v == "ssl", "'ssl'"),
-    "labels": (lambda v: type(v) is int and v > 0 and v % 10 == 0, "a positive multiple of 10"),
+    "labels": (lambda v: type(v) is int and v > 0, "a positive integer"),
     "seed": (lambda v: type(v) is int, "an integer"),
     "d_hidden": (_sizes, "a list of positive layer sizes"),
     "g_hidden": (_sizes, "a list of positive layer sizes"),
@@ -88,7 +95,9 @@ SSL_FIELDS = {
     "consistency_weight": (lambda v: _number(v) and v >= 0, "a number >= 0", 0.0),
     "pull_away_weight": (lambda v: _number(v) and v >= 0, "a number >= 0", 0.0),
     "pseudo_threshold": (lambda v: v is None or (_number(v) and 0 < v <= 1), "null or a number in (0, 1]", None),
+    **SIZED,
 }
+OPTIONAL = {"image", "classes", "data"}  # absent from checkpoints written before they existed: MNIST's then
 
 
 def check_fields(config, fields, where):
@@ -99,6 +108,8 @@ def check_fields(config, fields, where):
     for key, (ok, what, *default) in fields.items():
         if key not in config and default:  # a field added later: an older file means its default
             config[key] = default[0]
+        if key not in config and key in OPTIONAL:  # set from the data; older files are MNIST's
+            continue
         if key not in config:
             raise CheckpointError(f"{where}: field 'config.{key}' is missing; the file is not a checkpoint of this "
                                   "version of tinygan or was edited by hand")

@@ -11,8 +11,6 @@ from ..engine.norm import BatchNorm, WeightNormDense, init_from_data
 from ..engine.optim import Adam, linear_decay
 from ..engine.regularizers import class_balance, consistency, entropy, pull_away
 
-IMAGE, N_CLASSES = 784, 10
-
 # The published MNIST recipe: D 784 -> 1000 -> 500 -> 250 -> 250 -> 250 -> 10, weight-normalised, ReLU, Gaussian
 # noise 0.3 on the input and 0.5 after each hidden layer; G 100 uniform -> 500 -> 500 (softplus, batch norm)
 # -> 784 sigmoid, weight-normalised output; Adam lr 3e-3, beta1 0.5; 100 labelled + 100 unlabelled + 100
@@ -29,7 +27,14 @@ DEFAULTS = dict(kind="ssl", labels=100, d_hidden=[1000, 500, 250, 250, 250], inp
                 # and self-training's confidence threshold (None: off)
                 validation=0, exclude_labelled=False, adam_eps_inside=False, g_lr=None, decay_fraction=0.0,
                 warmup_epochs=0, entropy_weight=0.0, balance_weight=0.0, consistency_weight=0.0,
-                pull_away_weight=0.0, pseudo_threshold=None)
+                pull_away_weight=0.0, pseudo_threshold=None,
+                image=[28, 28], classes=[str(d) for d in range(10)])  # image and classes: set from the data
+
+
+def sizes_of(c):
+    """(pixels, classes) of a config: from its data's image size and class names (MNIST's 784 and 10 by default)."""
+    h, w = c.get("image", DEFAULTS["image"])
+    return h * w, len(c.get("classes", DEFAULTS["classes"]))
 
 
 def make_ssl_config(**overrides):
@@ -42,20 +47,21 @@ def make_ssl_config(**overrides):
 
 def build_discriminator(c, be):
     """The classifier D: noisy weight-normalised ReLU layers, then 10 logits (the last layer's scale is trained)."""
-    layers, sizes = [GaussianNoise(c["input_noise"], be=be)], [IMAGE, *c["d_hidden"]]
+    pixels, n_classes = sizes_of(c)
+    layers, sizes = [GaussianNoise(c["input_noise"], be=be)], [pixels, *c["d_hidden"]]
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers += [WeightNormDense(a, b, be=be, train_scale=False), ReLU(), GaussianNoise(c["hidden_noise"], be=be)]
-    layers.append(WeightNormDense(sizes[-1], N_CLASSES, be=be))
+    layers.append(WeightNormDense(sizes[-1], n_classes, be=be))
     return Sequential(*layers, be=be)
 
 
 def build_generator(c, be):
     """G: bias-free Dense, batch norm (shift only), softplus per hidden layer; a weight-normalised sigmoid output."""
-    layers, sizes = [], [c["latent_dim"], *c["g_hidden"]]
+    pixels, layers, sizes = sizes_of(c)[0], [], [c["latent_dim"], *c["g_hidden"]]
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers += [Dense(a, b, be=be, bias=False), BatchNorm(b, be=be, scale=False), Softplus()]
-    v_std = (2 / (sizes[-1] + IMAGE)) ** 0.5  # the spread of a Glorot-initialised layer (only V's direction matters)
-    layers += [WeightNormDense(sizes[-1], IMAGE, be=be, v_std=v_std), Sigmoid()]
+    v_std = (2 / (sizes[-1] + pixels)) ** 0.5  # the spread of a Glorot-initialised layer (only V's direction matters)
+    layers += [WeightNormDense(sizes[-1], pixels, be=be, v_std=v_std), Sigmoid()]
     return Sequential(*layers, be=be)
 
 
@@ -65,6 +71,7 @@ class SSLGAN:
 
     def __init__(self, config, be):
         self.config, self.be, self.iteration = config, be, 0
+        self.pixels, self.n_classes = sizes_of(config)
         self.G, self.D = build_generator(config, be), build_discriminator(config, be)
         self.features = len(self.D.layers) - 2  # D.forward(x, upto=features): the last hidden layer's ReLU output
         adam = dict(betas=(config["beta1"], config["beta2"]), eps=config["adam_eps"], eps_inside=config["adam_eps_inside"])
@@ -132,16 +139,16 @@ class SSLGAN:
         # With consistency on, the unlabelled rows come once more at the end: a second noisy look, in the same pass.
         xp, n, B, c = self.be.xp, len(x_lab), len(x_unl), self.config
         C = B if c["consistency_weight"] else 0
-        rows = self.buffer("rows", n + 2 * B + C, IMAGE)
+        rows = self.buffer("rows", n + 2 * B + C, self.pixels)
         rows[:n], rows[n:n + B], rows[n + B:n + 2 * B] = x_lab, x_unl, self.G.forward(z)
         if C:
             rows[n + 2 * B:] = x_unl
-        out = self.D.forward(rows)                                       # (n + 2B + C, 10) logits
+        out = self.D.forward(rows)                                       # (n + 2B + C, classes) logits
         loss_lab, g_lab = softmax_cross_entropy(out[:n], y_lab)          # cross-entropy on labelled rows
         loss_real, g_real = unlabelled_loss(out[n:n + B], real=True)     # -log D(x) on unlabelled rows
         loss_fake, g_fake = unlabelled_loss(out[n + B:n + 2 * B], real=False)  # -log(1 - D(G(z))) on generated rows
         w = 0.5 * self.config["unlabelled_weight"]                       # the recipe halves each unlabelled term
-        grad = self.buffer("grad", n + 2 * B + C, N_CLASSES)
+        grad = self.buffer("grad", n + 2 * B + C, self.n_classes)
         grad[:n] = g_lab
         xp.multiply(g_real, w, out=grad[n:n + B])
         xp.multiply(g_fake, w, out=grad[n + B:n + 2 * B])
@@ -156,10 +163,10 @@ class SSLGAN:
         return stats
 
     def regularize(self, unl, again, g_unl, g_again, stats):
-        """The weighted regularizers of the unlabelled rows' logits unl (B, 10) (and again, their second noisy
+        """The weighted regularizers of the unlabelled rows' logits unl (B, classes) (and again, their second noisy
         look): their gradients added to g_unl, g_again; their terms in stats; returns their weighted sum."""
         c, total = self.config, 0
-        scratch = self.buffer("reg", len(unl), N_CLASSES)
+        scratch = self.buffer("reg", len(unl), self.n_classes)
         for key, name, fn in (("entropy_weight", "loss_ent", entropy), ("balance_weight", "loss_bal", class_balance)):
             if c[key]:
                 stats[name], g = fn(unl, out=scratch)
