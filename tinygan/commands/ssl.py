@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from ..run import cli
 from . import guarded
+from ..data.augment import balanced_subset
 from ..data.split import SOURCE_FLAGS, add_data_flags, ssl_data
 from ..engine.backend import Backend
 from ..models.checkpoint import SSL_FIELDS, CheckpointError, check_fields, load_checkpoint, read_checkpoint, save_checkpoint
@@ -163,11 +164,13 @@ def train(argv, prog):
         run.close()
 
 
-def split_rows(y, config, pick):
+def split_rows(y, config, pick=None):
     """(labelled, unlabelled, validation) rows of the training images: the last config["validation"] are held out
-    of both pools (data/split.py drew the labelled ones, pick, from the rest); the labelled ones are in the
-    unlabelled pool unless exclude_labelled."""
-    keep = len(y) - config["validation"]
+    of both pools; the labelled ones (pick, where the data names them) are drawn from the rest, the same number of
+    each class, and are in the unlabelled pool unless exclude_labelled."""
+    keep, k = len(y) - config["validation"], len(config["classes"])
+    if pick is None:
+        pick = balanced_subset(y[:keep], config["labels"] // k, config["seed"], classes=k)  # grouped by class
     unlabelled = np.setdiff1d(np.arange(keep), pick) if config["exclude_labelled"] else np.arange(keep)
     return pick, unlabelled, np.arange(keep, len(y))
 
@@ -218,7 +221,7 @@ def pseudo_labelled(gan, images, pool, epoch, path, fresh):
         raise cli.UsageError(f"{path}: the pseudo-labels of the resumed epoch cannot be read ({e}); resume from a "
                              "checkpoint saved at an epoch's end") from None
     if saved != epoch or rows.shape != labels.shape or not np.isin(rows, pool).all() or not (
-            (labels >= 0) & (labels < 10)).all():
+            (labels >= 0) & (labels < gan.n_classes)).all():
         raise cli.UsageError(f"{path}: holds the pseudo-labels of epoch {saved + 1}, not of the resumed epoch "
                              f"{epoch + 1}, or was edited; resume from a checkpoint saved at an epoch's end")
     return rows, labels
@@ -236,12 +239,12 @@ def loop(args, prog, config, gan, be, split, out, records):
     B, steps = config["batch_size"], config["steps_per_epoch"]
     log_path, ckpt = os.path.join(out, "log.jsonl"), os.path.join(out, "checkpoint.npz")
     x_val, y_val = x[held], y[held]
-    images = be.asarray(x.reshape(len(x), -1) * np.float32(1 / 255))    # (N, 784) in [0, 1], on the device
+    images = be.asarray(x.reshape(len(x), -1) * np.float32(1 / 255))    # (N, pixels) in [0, 1], on the device
     base = images[be.xp.asarray(pick)], be.xp.asarray(y[pick].astype(np.int64))
     others = np.setdiff1d(unlabelled, pick)  # the digits self-training may label (--pseudo-threshold)
     test_x = be.asarray(x_test.reshape(len(x_test), -1) * np.float32(1 / 255))
     test_y = be.xp.asarray(y_test.astype(np.int64))
-    val_x = be.asarray(x_val.reshape(len(x_val), -1) * np.float32(1 / 255))
+    val_x = be.asarray(x_val.reshape(len(x_val), gan.pixels) * np.float32(1 / 255))
     val_y = be.xp.asarray(y_val.astype(np.int64))
     if gan.iteration == 0:  # the recipe's data-dependent init, from 500 unlabelled digits
         first = unlabelled[np.random.default_rng(config["seed"]).permutation(len(unlabelled))[:500]]

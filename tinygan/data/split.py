@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from . import sources
-from .augment import balanced_subset, experiment_split
+from .augment import experiment_split
 from .mnist import is_custom
 from ..run.cli import UsageError
 
@@ -179,7 +179,8 @@ def add_gan_data_flags(p):
 
 def ssl_data(args, config, resuming, fallback=None):
     """(x, y, x_test, y_test, pick, note, switch): the data, with config's image, classes and data record set
-    (new run) or checked against the checkpoint's (resume; switch: the log record of a --new-data switch)."""
+    (new run) or checked against the checkpoint's (resume; switch: the log record of a --new-data switch); pick
+    is the labelled images the source names, or None: then commands/ssl.py's split_rows draws them."""
     asked = recorded(args, config, resuming, requested(args))
     x, y, xt, yt, pick, classes, note = load(asked, fallback)
     record = {**asked, **sources.fingerprint(x, y, classes)}
@@ -205,6 +206,4 @@ def ssl_data(args, config, resuming, fallback=None):
     if not resuming and pick is not None:
         config["labels"] = len(pick)
     config.update(image=list(x.shape[1:]), classes=classes)  # a resume: the checkpoint's (check_sizes), or MNIST's
-    if pick is None:
-        pick = balanced_subset(y[:keep], config["labels"] // k, config["seed"], classes=k)
     return x, y, xt, yt, pick, note, switch

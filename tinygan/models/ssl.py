@@ -207,7 +207,7 @@ class SSLGAN:
         return self.read(images, lambda logits: logits.argmax(axis=1), batch, average)
 
     def probabilities(self, images, batch=1000, average=True):
-        """D's class probabilities (N, 10) for images (N, 784), by the averaged D in evaluation mode."""
+        """D's class probabilities (N, classes) for images (N, pixels), by the averaged D in evaluation mode."""
         xp = self.be.xp
 
         def softmax(logits):
