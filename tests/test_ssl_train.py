@@ -195,12 +195,12 @@ def test_a_validation_run_reports_val_err_and_refuses_a_changed_flag(tmp_path, c
     assert all(0 <= r["val_err"] <= 1 and 0 <= r["val_err_live"] <= 1 for r in records)
     assert "validation error" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
-    assert config["validation"] == 500 and config["exclude_labelled"] is False
-    for flags in (["--validation", "100"], ["--exclude-labelled"], ["--entropy", "0.5"], ["--pull-away", "1"],
+    assert config["validation"] == 500 and config["exclude_labelled"] is True  # the few-label default at 20 labels
+    for flags in (["--validation", "100"], ["--no-exclude-labelled"], ["--entropy", "0.5"], ["--pull-away", "1"],
                   ["--decay-fraction", "0.5"], ["--adam-eps-inside"], ["--g-lr", "0.01"], ["--warmup-epochs", "1"]):
         with pytest.raises(SystemExit) as e:
             train_ssl.main(["--resume", str(out / "checkpoint.npz"), "--epochs", "3", *flags])
-        assert e.value.code == 2 and f"{flags[0]} cannot change a resumed run" in capsys.readouterr().err
+        assert e.value.code == 2 and f"{flags[0].replace('--no-', '--')} cannot change a resumed run" in capsys.readouterr().err
 
 
 def test_an_older_checkpoint_without_the_new_settings_still_loads(tmp_path):
@@ -272,3 +272,19 @@ def test_pseudo_labels_are_confident_balanced_saved_and_read_back(tmp_path):
     assert np.array_equal(again[0], rows) and np.array_equal(again[1], labels), "a resumed epoch reads them back"
     with pytest.raises(UsageError, match="not of the resumed epoch 6"):
         pseudo_labelled(gan, images, pool, 5, str(path), fresh=False)
+
+
+def test_few_label_defaults_apply_below_10_labels_per_class_unless_chosen(tmp_path):
+    from tinygan.models.ssl import FEW_LABELS
+    def config(*flags):
+        out = tmp_path / str(len(list(tmp_path.iterdir())))
+        train_ssl.main(["--quick", "--epochs", "1", "--out", str(out), *flags])
+        return json.loads((out / "config.json").read_text())
+    few = config("--labels", "20")
+    assert {k: few[k] for k in FEW_LABELS} == FEW_LABELS and FEW_LABELS["entropy_weight"] > 0
+    many = config("--labels", "100")  # 10 per class: the recipe alone
+    assert many["entropy_weight"] == many["balance_weight"] == many["consistency_weight"] == 0
+    assert many["exclude_labelled"] is False
+    chosen = config("--labels", "20", "--entropy", "0", "--no-exclude-labelled")
+    assert chosen["entropy_weight"] == 0 and chosen["exclude_labelled"] is False
+    assert chosen["balance_weight"] == FEW_LABELS["balance_weight"], "the flags not given keep the few-label default"

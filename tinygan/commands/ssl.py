@@ -19,7 +19,7 @@ from ..run.plots import plot_ssl_curves, save_grid
 from .export import recognizer_info
 from ..models.recognizer import export_recognizer
 from ..run.runs import Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite
-from ..models.ssl import DEFAULTS, SSLGAN, make_ssl_config
+from ..models.ssl import DEFAULTS, FEW_LABELS, SSLGAN, few_label_defaults, make_ssl_config
 from ..measure.experiment import confident_per_class
 from ..run.fileio import atomic_write
 
@@ -40,7 +40,8 @@ def parser(prog=None):
     p.add_argument("--labels", type=cli.positive(int), default=DEFAULTS["labels"],
                    help="labelled digits, a multiple of 10: the same number of each digit, chosen by --seed")
     p.add_argument("--epochs", type=cli.positive(int),
-                   help=f"passes over the unlabelled digits (default {DEFAULTS['epochs']})")
+                   help=f"passes over the unlabelled digits (default {DEFAULTS['epochs']}, the budget fixed for the "
+                        "few-label experiment; 25-35 s an epoch on one CPU core: about 45-60 minutes)")
     p.add_argument("--steps-per-epoch", type=cli.positive(int), help="steps per epoch (default: unlabelled digits / batch)")
     p.add_argument("--batch-size", type=cli.positive(int), help="rows of each kind per step: labelled, unlabelled, generated")
     p.add_argument("--lr", type=cli.positive(float))
@@ -57,11 +58,13 @@ def parser(prog=None):
     p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint of this command")
     p.add_argument("--sample-every", type=cli.positive(int), default=10, help="epochs between sample grids")
     p.add_argument("--quick", action="store_true", help="a smoke run in seconds: tiny model, 3 epochs of 4 steps")
-    # the cures for few labels (docs/ssl.md, Options): all off by default, today's recipe
+    # the cures for few labels (docs/ssl.md, Options): off by default at 10 or more labels per class; below, the
+    # defaults are models/ssl.py's FEW_LABELS (entropy, balance and consistency 1, labelled images out of the pool)
     p.add_argument("--validation", type=count, metavar="N", help="hold out the last N training digits (never labelled nor "
                    "unlabelled); each epoch then reports val_err (default 0: none)")
-    p.add_argument("--exclude-labelled", action="store_true", default=None,
-                   help="keep the labelled digits out of the unlabelled pool (default: off, they are in it)")
+    p.add_argument("--exclude-labelled", action=cli.argparse.BooleanOptionalAction, default=None,
+                   help="keep the labelled digits out of the unlabelled pool (default: on below 10 labels per class, "
+                        "else off)")
     p.add_argument("--adam-eps-inside", action="store_true", default=None,
                    help="Adam divides by sqrt(v_hat + eps), as the reference code (default: off, sqrt(v_hat) + eps)")
     p.add_argument("--g-lr", type=cli.positive(float), help="G's learning rate (default: the same as --lr)")
@@ -73,7 +76,9 @@ def parser(prog=None):
                        ("balance", "KL(D's mean class probabilities on unlabelled digits || uniform) (every digit used)"),
                        ("consistency", "the squared distance of D's class probabilities under two noise draws"),
                        ("pull-away", "the pull-away term of G's features in D (G's digits differ from each other)")):
-        p.add_argument(f"--{flag}", type=cli.non_negative, metavar="W", help=f"weight of {what} (default 0: off)")
+        few = FEW_LABELS.get(f"{flag.replace('-', '_')}_weight", 0)
+        p.add_argument(f"--{flag}", type=cli.non_negative, metavar="W", help=f"weight of {what} (default " + (
+            f"{few:g} below 10 labels per class, else 0: off)" if few else "0: off)"))
     p.add_argument("--pseudo-threshold", type=cli.in_range(0, 1, closed_hi=True, closed_lo=False), metavar="P",
                    help="self-training: each epoch after the warm-up (and after the first), unlabelled digits the "
                         "averaged D reads with confidence >= P, the same number per digit, join the labelled ones "
@@ -144,6 +149,8 @@ def train(argv, prog):
         be = Backend(args.backend, "float32", seed=config["seed"])
         x, y, x_test, y_test, pick, note, switch = ssl_data(args, config, bool(args.resume),
                                                             fallback=False if args.require_full else None)
+        if not args.resume:  # the data set labels and classes: the few-label defaults apply below 10 per class
+            few_label_defaults(config, chosen={CURES[d] for d in given if d in CURES})
         pick, unlabelled, held = split_rows(y, config, pick)
         B, pool = config["batch_size"], len(unlabelled)
         config["steps_per_epoch"] = config["steps_per_epoch"] or pool // B
