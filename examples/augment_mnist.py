@@ -53,6 +53,7 @@ def parse_args(argv=None):
     p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=sizes, default=list(NS), help="labelled digits per class, comma-separated (default: 10,50,100,500)")
     p.add_argument("--seeds", type=positive(int), default=3, help="seeds per n (subset, GAN and classifier)")
+    p.add_argument("--first-seed", type=int, default=0, help="the seeds are FIRST_SEED, FIRST_SEED + 1, ... (default 0)")
     p.add_argument("--arms", type=names(ARMS, "real,ssl"), default=DEFAULT_ARMS, help=f"arms to run (default: {','.join(DEFAULT_ARMS)}; "
                    "'ssl' adds the semi-supervised GAN)")
     p.add_argument("--data", default=None,
@@ -66,6 +67,8 @@ def parse_args(argv=None):
                    "there (labelsL_seedS/) is resumed or reused, so long runs can be made beforehand with train_ssl.py")
     p.add_argument("--quick", action="store_true", help="CI smoke run: n=10, one seed, tiny budgets")
     args = p.parse_args(argv)
+    if not 0 <= args.first_seed < 2 ** 31:
+        p.error(f"argument --first-seed: {args.first_seed} must be in [0, 2**31)")
     if args.quick:
         args.n, args.seeds, args.steps, args.ssl_epochs = [10], 1, 60, 2
         args.gan_iterations = args.gan_iterations or 40
@@ -125,7 +128,7 @@ def main(argv=None):
         results[str(n)] = {arm: [] for arm in arms}
         iterations = args.gan_iterations or gan_iterations(n)
         gan_budget[str(n)] = iterations
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             pick = augment.balanced_subset(y_train, n, seed)
             real = (x_train[pick], y_train[pick].astype(np.int64))   # (10 n, 28, 28) uint8, (10 n,)
             pools, line = {"real": real}, []
@@ -137,7 +140,7 @@ def main(argv=None):
                 if judge_model is not None:
                     probs, _ = classifier.predict(judge_model, pools["gan"][0])
                     agree.setdefault(str(n), []).append(float((probs.argmax(1) == fake_y).mean()))
-                if seed == 0:
+                if seed == args.first_seed:
                     save_grid(pools["gan"][0][::POOL // 10], os.path.join(args.out, f"gan_samples_n{n}.png"), nrow=10,
                               row_labels=[str(d) for d in range(10)], title=f"cGAN digits, n={n} per class")
                 line.append(f"cGAN {iterations} it {time.time() - t0:.0f}s")

@@ -14,7 +14,7 @@ import pytest
 
 import tinygan as tg
 from run_helpers import SMALL, arrays, fails
-from tinygan.commands import evaluate, sample, ssl, train
+from tinygan.commands import evaluate, read, sample, ssl, train
 from tinygan.models.checkpoint import CheckpointError, read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +97,21 @@ def test_a_huge_known_member_is_refused_from_its_header_unread(ckpt, tmp_path):
     assert peak < 8e6, f"{peak / 1e6:.0f} MB allocated while refusing a member by its header"
 
 
+def test_member_sizes_follow_the_configs_image_and_classes(ckpt, tmp_path):
+    """The bound on a member is the model of the config's data: 8 x 8 images of 2 classes make a far smaller one."""
+    a = arrays(ckpt)
+    config = json.loads(str(a["config"]))
+    assert config["image"] == [28, 28] and len(config["classes"]) == 10  # set from the data (MNIST's)
+    for key in ("image", "classes", "data"):  # as written before runs recorded their data: MNIST's sizes
+        config.pop(key)
+    np.savez(tmp_path / "old.npz", **{**a, "config": np.array(json.dumps(config))})
+    assert read_checkpoint(tmp_path / "old.npz")[1].get("image") is None  # read whole, as MNIST's model
+    small = rewrite(ckpt, tmp_path / "small.npz", {"image": [8, 8], "classes": ["a", "b"]})
+    with pytest.raises(CheckpointError, match=r"field 'G/2.W' claims 25,088 numbers \(shape \(32, 784\)\), more than "
+                                              r"the 5,792 parameters of the model its config describes"):
+        read_checkpoint(small)  # MNIST's 784-pixel weights in a model of 64 pixels
+
+
 def test_an_unknown_member_is_never_loaded(ckpt, tmp_path, capsys):
     bad = tmp_path / "extra.npz"
     bad.write_bytes(ckpt.read_bytes())
@@ -159,6 +174,13 @@ HUGE = "1" + "0" * 29  # 1e29 written out, as an integer flag takes it
     (ssl, ["--batch-size", "100000"], "--batch-size"),
     (ssl, ["--labels", HUGE], "--labels"),
     (ssl, ["--epochs", HUGE], "--epochs"),
+    (ssl, ["--validation", HUGE], "--validation"),
+    (ssl, ["--warmup-epochs", HUGE], "--warmup-epochs"),
+    (ssl, ["--g-lr", "1e300"], "--g-lr"),
+    (ssl, ["--entropy", "1e300"], "--entropy"),
+    (ssl, ["--label-offset", HUGE], "--label-offset"),
+    (train, ["--label-offset", HUGE], "--label-offset"),
+    (read, ["--recognizer", "r.npz", "x.png", "--label-offset", HUGE], "--label-offset"),
 ], ids=lambda v: v if isinstance(v, str) and v.startswith("--") else None)
 def test_every_numeric_flag_has_a_range(command, argv, flag, tmp_path, capsys):
     out = ["--out", str(tmp_path / "out")] if command in (train, ssl) else []

@@ -73,3 +73,57 @@ def test_sgd_state_dict_round_trip(be64):
     a.step()
     b.step()
     assert np.array_equal(be64.to_host(p), be64.to_host(q)), "a restored SGD continues exactly"
+
+
+def textbook_adam_eps_inside(p, grads, lr, b1, b2, eps):
+    """The reference code's Adam (Salimans et al.'s nn.adam_updates), float64: m_hat / sqrt(v_hat + eps)."""
+    m = v = np.zeros_like(p)
+    for t, g in enumerate(grads, 1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1 ** t)) / np.sqrt(v / (1 - b2 ** t) + eps)
+    return p
+
+
+@pytest.mark.parametrize("eps", [1e-8, 1e-4])
+def test_adam_eps_inside_is_the_reference_update(be64, eps):
+    rng = np.random.default_rng(3)
+    sizes = (tg.Adam.cpu_chunk + 501, 9)
+    p0 = [rng.standard_normal(n) for n in sizes]
+    # gradients around sqrt(eps): where eps inside and outside the root differ most
+    grads = [[rng.standard_normal(n) * eps ** 0.5 * 10.0 ** rng.uniform(-3, 3, n) for _ in range(10)] for n in sizes]
+    params = [(be64.asarray(p.copy()), be64.zeros(len(p))) for p in p0]
+    opt = tg.Adam(params, lr=3e-3, betas=(0.5, 0.999), eps=eps, eps_inside=True)
+    for step in range(10):
+        for (_, g), gs in zip(params, grads):
+            g[...] = be64.asarray(gs[step])
+        opt.step()
+    for i, ((p, _), start, gs) in enumerate(zip(params, p0, grads)):
+        want = textbook_adam_eps_inside(start, gs, 3e-3, 0.5, 0.999, eps)
+        outside, _, _ = textbook_adam(start, gs, 3e-3, 0.5, 0.999, eps)
+        assert not np.allclose(outside - start, want - start, rtol=1e-3), "the cases must tell the two forms apart"
+        np.testing.assert_allclose(be64.to_host(p) - start, want - start, rtol=1e-10, atol=1e-18, err_msg=f"param {i}")
+
+
+def test_adam_eps_inside_on_the_device_counter_matches_the_host(be64):
+    rng = np.random.default_rng(4)
+    p0, grads = rng.standard_normal(50), [rng.standard_normal(50) * 1e-3 for _ in range(5)]
+    results = []
+    for counter in (False, True):
+        p, g = be64.asarray(p0.copy()), be64.zeros(50)
+        opt = tg.Adam([(p, g)], lr=0.01, betas=(0.5, 0.999), eps=1e-4, eps_inside=True)
+        if counter:
+            opt.use_device_counter()
+        for gs in grads:
+            g[...] = be64.asarray(gs)
+            opt.step()
+        results.append(be64.to_host(p))
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-13)
+
+
+def test_linear_decay():
+    from tinygan.engine.optim import linear_decay
+    assert [linear_decay(s, 10, 0.0) for s in range(10)] == [1.0] * 10, "fraction 0: constant"
+    assert [linear_decay(s, 10, 0.5) for s in range(10)] == [1, 1, 1, 1, 1, 1.0, 0.8, 0.6, 0.4, 0.2]
+    assert [linear_decay(s, 4, 1.0) for s in range(4)] == [1.0, 0.75, 0.5, 0.25]
+    assert linear_decay(10, 10, 0.5) == 0.0 and linear_decay(12, 10, 0.5) == 0.0, "past the end: zero, never negative"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from run_helpers import SMALL, arrays, fails
 from tinygan.commands import evaluate, sample, ssl, train
@@ -169,7 +170,10 @@ def test_evaluate_will_not_call_it_a_test_score_when_unknown(tmp_path, capsys):
     out = tmp_path / "run"
     train.main([*SMALL, "--iterations", "3", "--out", str(out)])
     a = arrays(out / "checkpoint.npz")
-    a.pop("run")  # a checkpoint from before runs recorded what they trained on
+    config = json.loads(str(a["config"]))
+    assert config["data"]["origin"] == "bundled-train-part"
+    del config["data"]  # a checkpoint from before runs recorded what they trained on
+    a["config"] = np.array(json.dumps(config))
     np.savez(tmp_path / "old.npz", **a)
     capsys.readouterr()
     r = evaluate.main(["--checkpoint", str(tmp_path / "old.npz"), "--n", "100"])
@@ -204,11 +208,15 @@ def test_one_skip_line_per_reason(tmp_path):
 def test_readme_sequence_runs_top_to_bottom(tmp_path):
     text = (ROOT / "README.md").read_text()
     block = text.split("After `pip install .`", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
-    quick = {"train": ["--iterations", "200"], "sample": ["--n", "6000"], "evaluate": ["--n", "1000"], "report": []}
+    quick = {"train": ["--iterations", "200"], "sample": ["--n", "6000"], "evaluate": ["--n", "1000"], "report": [],
+             "ssl": ["--quick"], "read": [], "export": []}
     note = " ".join(text.split("After `pip install .`", 1)[1].split("```", 2)[2].split("\n\n", 2)[1].split())
     assert ("add `--iterations 200` to both `train` commands, `--n 6000` to `sample` and `--n 1000` to "
             "`evaluate`") in note
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
+    (tmp_path / "scans").mkdir()  # the user's scans that `tinygan read` reads: a few digits of the bundled split
+    for i, digit in enumerate(mnist.load_mnist("test", verbose=False)[0][:3]):
+        Image.fromarray(255 - digit).save(tmp_path / "scans" / f"scan{i}.png")
 
     def run(words):
         return subprocess.run([sys.executable, "-m", *words], cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -5,7 +5,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "tinygan"
 # Host-side modules: the backend itself, file I/O, plots and metrics on host arrays.
 HOST_SIDE = {"backend.py", "mnist.py", "plots.py", "metrics.py", "checkpoint.py", "evaluation.py", "fileio.py", "__main__.py", "report.py", "augment.py",
-             "idx.py", "runs.py", "recognizer.py", "experiment.py", "supervised.py"}
+             "idx.py", "runs.py", "recognizer.py", "experiment.py", "supervised.py", "sources.py", "images.py", "split.py"}
 
 
 def numpy_imports(path):

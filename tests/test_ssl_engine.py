@@ -225,3 +225,70 @@ def test_feature_matching_reads_the_last_hidden_layer_after_its_relu(be64):
     assert [type(layer).__name__ for layer in D.layers[k:]] == ["GaussianNoise", "WeightNormDense"]
     f = D.forward(be64.rand(5, 784) - 0.5, upto=k)  # (5, 6): the last hidden width, rectified
     assert f.shape == (5, 6) and bool((f >= 0).all())
+
+
+def test_g_lr_eps_inside_and_the_decay_reach_the_two_adams():
+    be = tg.Backend("numpy", "float32", seed=0)
+    config = make_ssl_config(d_hidden=[7, 6], g_hidden=[5], latent_dim=3, lr=0.01, g_lr=0.002, adam_eps_inside=True,
+                             decay_fraction=0.5, epochs=2, steps_per_epoch=2)
+    gan = SSLGAN(config, be)
+    assert gan.opt_d.eps_inside and gan.opt_g.eps_inside
+    x_lab, y_lab, x_unl, x_unl2, _ = batches(be)
+    seen = []
+    for _ in range(4):  # 4 steps, the last half decayed: factors 1, 1, 1, 0.5
+        gan.step(x_lab, y_lab, x_unl, x_unl2)
+        seen.append((gan.opt_d.lr, gan.opt_g.lr))
+    assert np.allclose(seen, [(0.01, 0.002), (0.01, 0.002), (0.01, 0.002), (0.005, 0.001)])
+    plain = SSLGAN(make_ssl_config(d_hidden=[7, 6], g_hidden=[5], latent_dim=3), be)
+    assert plain.opt_g.lr == plain.opt_d.lr == 3e-3 and not plain.opt_d.eps_inside, "off by default"
+
+
+def test_warmup_steps_train_d_on_the_labelled_rows_alone():
+    be = tg.Backend("numpy", "float64", seed=0)
+    config = make_ssl_config(d_hidden=[7, 6], g_hidden=[5], latent_dim=3, input_noise=0.0, hidden_noise=0.0,
+                             warmup_epochs=1, steps_per_epoch=2, epochs=3)
+    gan, twin = SSLGAN(config, be), SSLGAN(config, tg.Backend("numpy", "float64", seed=0))
+    x_lab, y_lab, x_unl, x_unl2, _ = batches(be)
+    g0 = gan.G.flat_params.copy()
+    for _ in range(2):  # the warm-up epoch: D by cross-entropy on the labelled rows, the same step as a plain one
+        stats = gan.step(x_lab, y_lab, x_unl, x_unl2)
+        twin.D.zero_grad()
+        loss, grad = tg.softmax_cross_entropy(twin.D.forward(x_lab), y_lab)
+        twin.D.backward(grad, input_grad=False)
+        twin.opt_d.step()
+        assert float(stats["loss_unl"]) == float(stats["loss_gen"]) == 0.0 and np.isclose(float(stats["loss"]), float(loss))
+    assert np.array_equal(gan.G.flat_params, g0) and gan.opt_g.t == 0, "G is not updated during the warm-up"
+    assert np.allclose(gan.D.flat_params, twin.D.flat_params, rtol=1e-12)
+    gan.step(x_lab, y_lab, x_unl, x_unl2)  # then the GAN starts
+    assert not np.array_equal(gan.G.flat_params, g0) and gan.iteration == 3
+
+
+def test_the_whole_objectives_with_the_regularizers_by_finite_differences(be64):
+    """Entropy and balance of the unlabelled logits reach every D parameter, pull-away every G parameter."""
+    config = make_ssl_config(d_hidden=[7, 6], g_hidden=[5], latent_dim=3, input_noise=0.0, hidden_noise=0.0,
+                             entropy_weight=0.6, balance_weight=1.5, pull_away_weight=0.8)
+    gan = SSLGAN(config, be64)
+    x_lab, y_lab, x_unl, x_unl2, z = batches(be64)
+    gan.D.zero_grad()
+    stats = gan.d_backward(x_lab, y_lab, x_unl, z)
+    assert {"loss_ent", "loss_bal"} <= set(stats) and "loss_con" not in stats
+    grads = {n: g.copy() for n, _, g in gan.D.named_parameters()}
+    tg.gradcheck(lambda: gan.d_backward(x_lab, y_lab, x_unl, z)["loss"], {n: p for n, p, _ in gan.D.named_parameters()}, grads)
+    gan.G.zero_grad()
+    gan.g_backward(x_unl2, z)
+    grads = {n: g.copy() for n, _, g in gan.G.named_parameters()}
+    tg.gradcheck(lambda: gan.g_backward(x_unl2, z), {n: p for n, p, _ in gan.G.named_parameters()}, grads)
+
+
+def test_consistency_runs_one_bigger_pass_and_off_means_the_plain_pass():
+    be = tg.Backend("numpy", "float32", seed=0)
+    x_lab, y_lab, x_unl, _, z = batches(be)
+    plain, cons = tiny_ssl(be, noise=0.3), SSLGAN(make_ssl_config(
+        d_hidden=[7, 6], g_hidden=[5], latent_dim=3, consistency_weight=1.0), be)
+    rows = []
+    for gan in (plain, cons):
+        forward = gan.D.forward
+        gan.D.forward = lambda x, **kw: rows.append(len(x)) or forward(x, **kw)
+        stats = gan.d_backward(x_lab, y_lab, x_unl, z)
+    assert rows == [6 + 2 * 5, 6 + 3 * 5], "one D pass each: the unlabelled rows once more when consistency is on"
+    assert float(stats["loss_con"]) > 0 and "loss_con" not in plain.d_backward(x_lab, y_lab, x_unl, z)

@@ -24,11 +24,14 @@ def twin_params(be, model):
     return {n: t(be, p, grad=True) for n, p in model.named_arrays()}
 
 
-def torch_forward(model, params, x, upto=None):
-    """The Sequential's forward, written with torch ops, layer by layer (training mode, noise-free)."""
+def torch_forward(model, params, x, upto=None, noise=None):
+    """The Sequential's forward, written with torch ops, layer by layer (training mode; noise: {layer: [arrays]},
+    the noise tinygan drew, replayed in order; without it, noise-free)."""
     for i, layer in enumerate(model.layers[:upto]):
         name = type(layer).__name__
-        if name == "WeightNormDense":
+        if name == "GaussianNoise" and noise is not None and noise.get(i):
+            x = x + torch.tensor(noise[i].pop(0), dtype=torch.float64)
+        elif name == "WeightNormDense":
             V = params[f"{i}.V"]
             x = x @ (V * (params[f"{i}.g"] / V.norm(dim=0))) + params[f"{i}.b"]
         elif name == "Dense":
@@ -99,3 +102,67 @@ def test_data_dependent_init_matches_a_torch_computation():
     layer.init_from(x)
     close(layer.g, 1 / pre.std(0, unbiased=False), be, "g = 1 / std")
     close(layer.b, -pre.mean(0) / pre.std(0, unbiased=False), be, "b = -mean / std")
+
+
+def record_noise(be, model):
+    """{layer index: [noise]}: what each of model's GaussianNoise layers adds, call by call, from now on."""
+    drawn = {}
+    for i, layer in enumerate(model.layers):
+        if type(layer).__name__ == "GaussianNoise":
+            def forward(x, layer=layer, i=i, plain=layer.forward):
+                y = plain(x)
+                drawn.setdefault(i, []).append(be.to_host(y - x))
+                return y
+            layer.forward = forward
+    return drawn
+
+
+def test_one_step_with_every_regularizer_matches_torch():
+    """d_backward and g_backward (one step's two gradients) with entropy, balance, consistency and pull-away on,
+    with D's noise on: tinygan's draws are replayed in torch, so the two noisy looks of consistency differ."""
+    be = tg.Backend("numpy", "float64", seed=0)
+    weights = dict(entropy_weight=0.7, balance_weight=1.3, consistency_weight=2.0, pull_away_weight=0.4)
+    config = make_ssl_config(d_hidden=[12, 9, 7], g_hidden=[8, 6], latent_dim=5, **weights)
+    gan = SSLGAN(config, be)
+    r = tg.Backend("numpy", "float64", seed=3)
+    gan.init_from_data(r.rand(50, 784))
+    x_lab, y_lab, x_unl, x_unl2, z = r.rand(10, 784), r.randint(10, 10), r.rand(8, 784), r.rand(8, 784), r.rand(8, 5)
+    pD, pG = twin_params(be, gan.D), twin_params(be, gan.G)
+    drawn = record_noise(be, gan.D)
+    gan.D.zero_grad()
+    stats = gan.d_backward(x_lab, y_lab, x_unl, z)
+
+    fake = torch_forward(gan.G, pG, t(be, z)).detach()
+    rows = torch.cat([t(be, x_lab), t(be, x_unl), fake, t(be, x_unl)])
+    out = torch_forward(gan.D, pD, rows, noise=drawn)
+    lab, unl, gen, again = out[:10], out[10:18], out[18:26], out[26:]
+    y = torch.tensor(y_lab, dtype=torch.int64)
+    loss_lab = F.cross_entropy(lab, y)
+    loss_unl = 0.5 * F.softplus(-torch.logsumexp(unl, 1)).mean() + 0.5 * F.softplus(torch.logsumexp(gen, 1)).mean()
+    p, q = unl.softmax(1), again.softmax(1)
+    ent = -(p * unl.log_softmax(1)).sum(1).mean()
+    bal = (p.mean(0) * (10 * p.mean(0)).log()).sum()
+    con = ((p - q) ** 2).sum(1).mean()
+    total = loss_lab + loss_unl + 0.7 * ent + 1.3 * bal + 2.0 * con
+    total.backward()
+    assert con.item() > 1e-4, "the two noisy looks must differ, or consistency is not tested"
+    for name, ref in (("loss", total), ("loss_lab", loss_lab), ("loss_unl", loss_unl), ("loss_ent", ent),
+                      ("loss_bal", bal), ("loss_con", con)):
+        close(stats[name], ref.item(), be, name)
+    for name, _, grad in gan.D.named_parameters():
+        close(grad, pD[name].grad, be, f"D gradient {name}")
+
+    pD = twin_params(be, gan.D)
+    gan.G.zero_grad()
+    loss = gan.g_backward(x_unl2, z)
+    k = gan.features
+    real = torch_forward(gan.D, pD, t(be, x_unl2), upto=k, noise=drawn).mean(0)
+    f = torch_forward(gan.D, pD, torch_forward(gan.G, pG, t(be, z)), upto=k, noise=drawn)
+    fh = f / torch.sqrt((f * f).sum(1, keepdim=True) + 1e-12)
+    S = fh @ fh.T
+    pt = ((S ** 2).sum() - (S.diagonal() ** 2).sum()) / (8 * 7)
+    t_loss = ((f.mean(0) - real.detach()) ** 2).mean() + 0.4 * pt
+    t_loss.backward()
+    close(loss, t_loss.item(), be, "feature matching + pull-away")
+    for name, _, grad in gan.G.named_parameters():
+        close(grad, pG[name].grad, be, f"G gradient {name}")

@@ -20,6 +20,7 @@ _EXPORTS = {  # name -> the module that defines it
     **dict.fromkeys(["BatchNorm", "WeightNormDense", "init_from_data"], ".engine.norm"),
     **dict.fromkeys(["SGD", "Adam"], ".engine.optim"),
     **dict.fromkeys(["RecognizerError", "export_recognizer", "load_recognizer", "read_digits"], ".models.recognizer"),
+    **dict.fromkeys(["load_images"], ".data.sources"),
     **dict.fromkeys(["SSLGAN", "make_ssl_config"], ".models.ssl"),
 }
 
@@ -35,6 +36,7 @@ __all__ = [  # the engine, then what a training script or notebook needs (see RE
     "GAN", "PRESETS", "make_config", "Dataset", "load_mnist", "MNISTDataError", "read_idx", "write_idx",
     "save_checkpoint", "load_checkpoint", "load_gan", "CheckpointError", "evaluate_gan", "evaluate_images",
     "SSLGAN", "make_ssl_config", "export_recognizer", "load_recognizer", "read_digits", "RecognizerError",
+    "load_images",
 ]
 
 

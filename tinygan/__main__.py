@@ -1,4 +1,4 @@
-"""The tinygan command: tinygan train|sample|evaluate|report [flags] (also python -m tinygan ...)."""
+"""The tinygan command: tinygan train|sample|evaluate|report|ssl|export|read [flags] (also python -m tinygan ...)."""
 import importlib
 import sys
 
@@ -10,6 +10,8 @@ COMMANDS = {
     "evaluate": "score a checkpoint's digits with the shipped classifier",
     "report": "redraw a run's curves.png and internals.png from its log",
     "ssl": "train a digit recognizer from few labels: the semi-supervised GAN (examples/train_ssl.py)",
+    "export": "write the recognizer.npz of a tinygan ssl checkpoint",
+    "read": "read images with a recognizer: a CSV of labels and confidences",
 }
 
 

@@ -1,8 +1,10 @@
-"""The commands of `tinygan` (and of the scripts in examples/): train, sample, evaluate, report, ssl."""
+"""The commands of `tinygan` (and of the scripts in examples/): train, sample, evaluate, report, ssl, export, read."""
 from ..run import cli
 from ..engine.backend import BackendError
 from ..models.checkpoint import CheckpointError
 from ..data.mnist import MNISTDataError
+from ..data.images import ImageError
+from ..models.recognizer import RecognizerError
 
 INTERRUPTED = "interrupted at once; every file written so far is complete (writes are atomic)"
 
@@ -11,7 +13,7 @@ def guarded(command, argv, prog, interrupted=INTERRUPTED, also=()):
     """command(argv, prog), with bad usage, data, checkpoints or disk as one line and exit 2 (Ctrl-C: 130)."""
     try:
         return command(argv, prog)
-    except (cli.UsageError, CheckpointError, MNISTDataError, BackendError) + tuple(also) as e:
+    except (cli.UsageError, CheckpointError, MNISTDataError, BackendError, ImageError, RecognizerError) + tuple(also) as e:
         cli.fail(prog, e)
     except OSError as e:
         cli.fail(prog, cli.write_error(e))

@@ -8,7 +8,7 @@ from ..run import cli
 from ..run.limits import MAX_EVAL
 from . import guarded
 from ..models.checkpoint import CheckpointError, load_gan
-from ..measure.evaluation import evaluate_gan, format_table, judge_test_score
+from ..measure.evaluation import evaluate_gan, format_table, judge_test_score, trained_on
 from ..run.fileio import atomic_write
 from ..measure.supervised import classification_accuracy
 
@@ -57,13 +57,17 @@ def evaluate(argv, prog):
         os.environ["TINYGAN_REQUIRE_FULL"] = "1"  # the evaluation's own data lookup reads it
     cli.set_threads(args.threads)
     gan = cli.named("--checkpoint", CheckpointError, load_gan, args.checkpoint, args.backend, prog=prog)
+    if gan.config.get("image", [28, 28]) != [28, 28] or len(gan.config.get("classes", range(10))) != 10:
+        p.error(f"argument --checkpoint: the evaluation scores 28 x 28 digits with the MNIST classifier; this model "
+                f"makes {len(gan.config['classes'])} classes of {' x '.join(map(str, gan.config['image'][::-1]))} "
+                "images (its own data): it cannot be scored here")
     if args.cas and not gan.config["conditional"]:
         p.error("argument --cas: it trains a classifier on generated digits and their labels: the checkpoint must be "
                 "conditional (train with --conditional)")
     start = time.time()
     result = evaluate_gan(gan, args.n, args.data, seed=args.seed,
                           progress=lambda what: print(f"{prog}: [{time.time() - start:4.0f}s] {what}", file=sys.stderr))
-    judge_test_score(result, getattr(gan, "saved_run", {}).get("trained_on"))
+    judge_test_score(result, trained_on(gan.config))
     result.update(checkpoint=args.checkpoint, iteration=gan.iteration, preset=gan.config["preset"],
                   conditional=gan.config["conditional"])
     print(format_table(result))

@@ -19,7 +19,7 @@ from ..data.idx import IDXWriter
 from ..run.plots import save_grid
 from ..run.runs import terminate_raises
 
-FORMATS = ("png", "npy", "npz", "idx")
+FORMATS = ("png", "npy", "npz", "idx", "folders")
 GRID = 100       # samples in the png grid: a png-only run draws no more than these
 MAX_HOURS = 12   # a run estimated to take longer is refused unless --max-hours allows it
 CHUNK = 10000  # samples made and written at a time: memory stays near CHUNK x 3 kB however large --n is
@@ -31,10 +31,11 @@ def parser(prog=None):
     p.add_argument("--n", type=cli.positive(int, MAX_SAMPLES), default=64, help="number of samples")
     p.add_argument("--digit", type=int, choices=range(10), metavar="0-9",
                    help="conditional checkpoints only: generate only this digit")
-    p.add_argument("--format", type=cli.names(FORMATS, "png,idx"), action="append", metavar="png,npy,npz,idx",
+    p.add_argument("--format", type=cli.names(FORMATS, "png,idx"), action="append", metavar="png,npy,npz,idx,folders",
                    help="what to write (default png): png a grid of the first 100; npy float32 images in [0, 1]; "
                         "npz uint8 images and labels; idx MNIST-style IDX files and an MD5SUMS (give the folder to "
-                        "tinygan train --data). Several: --format png,idx")
+                        "tinygan train --data); folders one PNG per sample in OUT/images/<class>/ (image folders "
+                        "that --data reads back). Several: --format png,idx")
     p.add_argument("--labelled", choices=["npz", "idx"], help="the older spelling of --format npz / --format idx")
     p.add_argument("--out", metavar="DIR", help="output folder (default: a samples/ folder beside the checkpoint)")
     p.add_argument("--idx-prefix", default="train", metavar="NAME",
@@ -69,7 +70,7 @@ def sample(argv, prog):
     cond = gan.config["conditional"]
     if args.digit is not None and not cond:
         raise cli.UsageError("--digit: this checkpoint is not conditional (train with --conditional)")
-    labelled = [f for f in want if f in ("npz", "idx")]
+    labelled = [f for f in want if f in ("npz", "idx", "folders")]
     if labelled and not cond:
         raise cli.UsageError(f"--format {labelled[0]}: labels need a conditional checkpoint (train with "
                              "--conditional); an unconditional one can write png or npy")
@@ -77,13 +78,17 @@ def sample(argv, prog):
     cli.output_folder(out)
     clean_temps(out)  # what an earlier sample run left when it was killed
     names = {"png": ["samples.png"], "npy": ["samples.npy"], "npz": ["samples.npz"],
-             "idx": [f"{args.idx_prefix}-images-idx3-ubyte", f"{args.idx_prefix}-labels-idx1-ubyte"]}
+             "idx": [f"{args.idx_prefix}-images-idx3-ubyte", f"{args.idx_prefix}-labels-idx1-ubyte"],
+             "folders": ["images"]}
+    image, classes = tuple(gan.config.get("image", (28, 28))), gan.config.get("classes", [str(d) for d in range(10)])
     targets = {f: [os.path.join(out, n) for n in names[f]] for f in want}
     there = [t for f in want for t in targets[f] if os.path.exists(t)]
     if there and not args.overwrite:
         raise cli.UsageError(f"{there[0]} already exists: pass --overwrite to replace it, or choose another --out")
     n = args.n if want != ["png"] else min(args.n, GRID)  # a png alone shows the first 100: draw no more
-    need = n * ((4 * 784 if "npy" in want else 0) + (785 if "npz" in want else 0) + (785 if "idx" in want else 0))
+    px = image[0] * image[1]
+    need = n * ((4 * px if "npy" in want else 0) + (px + 1 if "npz" in want else 0) + (px + 1 if "idx" in want else 0)
+                + (px + 100 if "folders" in want else 0))
     free = shutil.disk_usage(out).free
     if need > free:
         raise cli.UsageError(f"--n {n}: the files need {need / 1e9:.2f} GB and {out} has {free / 1e9:.2f} GB free; "
@@ -97,37 +102,42 @@ def sample(argv, prog):
     def labels(a, b):  # the digits asked for samples a..b-1: all one digit, or every digit in turn
         if not cond:
             return None
-        return np.full(b - a, args.digit) if args.digit is not None else np.arange(a, b) % 10
+        return np.full(b - a, args.digit) if args.digit is not None else np.arange(a, b) % len(classes)
 
     with terminate_raises(), contextlib.ExitStack() as files:  # every file is a temp file until all chunks are in:
         # nothing half-written, and Ctrl-C or SIGTERM removes the temp files on the way out
         npy = files.enter_context(atomic_open(targets["npy"][0])) if "npy" in want else None
         if npy:
-            np.lib.format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False, "shape": (n, 28, 28)})
+            np.lib.format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False, "shape": (n, *image)})
         npz = files.enter_context(zipfile.ZipFile(files.enter_context(atomic_open(targets["npz"][0])), "w"))\
             if "npz" in want else None
         npz_images = files.enter_context(npz.open("images.npy", "w", force_zip64=True)) if npz else None
         if npz_images:
             np.lib.format.write_array_header_1_0(npz_images, {"descr": "|u1", "fortran_order": False,
-                                                              "shape": (n, 28, 28)})
+                                                              "shape": (n, *image)})
         sums = {}
         if "idx" in want:
             writers = []
-            for path, shape in zip(targets["idx"], [(n, 28, 28), (n,)]):
+            for path, shape in zip(targets["idx"], [(n, *image), (n,)]):
                 tee = Tee(files.enter_context(atomic_open(path)))
                 sums[os.path.basename(path)] = tee.md5
                 writers.append(IDXWriter(tee, shape))
+        folders = None
+        if "folders" in want:  # filled under a temp name, renamed into place once every image is in
+            folders = files.enter_context(PendingFolder(targets["folders"][0], classes))
         first = None
         for a in tqdm(range(0, n, args.chunk), unit="chunk", disable=n <= args.chunk, leave=False):
             b = min(n, a + args.chunk)
             y = labels(a, b)
-            x = gan.sample(b - a, y)  # (k, 28, 28) float32 in [0, 1]
+            x = gan.sample(b - a, y)  # (k, H, W) float32 in [0, 1]
             first = x[:100] if first is None else first
             u8 = (x * 255).round().astype(np.uint8)
             if npy:
                 npy.write(x.astype("<f4").tobytes())
             if npz_images:
                 npz_images.write(u8.tobytes())
+            if folders:
+                folders.write(a, u8, y)
             if "idx" in want:
                 writers[0].write(u8)
                 writers[1].write(y.astype(np.uint8))
@@ -182,3 +192,33 @@ class Tee:
     def write(self, b):
         self.md5.update(b)
         return self.f.write(b)
+
+
+class PendingFolder:
+    """OUT/images/<class>/NNNNNN.png written in a temp folder beside it and renamed into place at the end."""
+
+    def __init__(self, path, classes):
+        self.path, self.classes = path, classes
+        self.tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-images")
+
+    def __enter__(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        for c in self.classes:
+            os.makedirs(os.path.join(self.tmp, c))
+        return self
+
+    def write(self, start, u8, labels):
+        from PIL import Image
+        for i, (img, c) in enumerate(zip(u8, labels)):
+            Image.fromarray(img).save(os.path.join(self.tmp, self.classes[c], f"{start + i:06d}.png"))
+
+    def __exit__(self, kind, *exc):
+        if kind is None:
+            if os.path.isdir(self.path):  # --overwrite: the old folder goes as a whole
+                shutil.rmtree(self.path)
+            for c in self.classes:  # no empty class folder: --data would refuse it
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.join(self.tmp, c))
+            os.replace(self.tmp, self.path)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)

@@ -12,7 +12,8 @@ from ..run.limits import MAX_BATCH, MAX_EVAL, MAX_LATENT, MAX_LR, MAX_STEPS
 from . import guarded
 from ..engine.backend import Backend
 from ..models.checkpoint import GAN_FIELDS, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from ..data.mnist import MNISTDataError, is_custom, load_mnist
+from ..data.mnist import MNISTDataError, is_custom
+from ..data.split import add_gan_data_flags, gan_data
 from ..data.dataset import Dataset
 from ..measure.evaluation import evaluate_gan, format_table
 from ..models.gan import GAN, PRESETS, make_config
@@ -24,7 +25,7 @@ from ..measure.trace import Tracer, load_trace_classifier
 # Flags that --resume accepts: they steer the run, not the model or its training.
 RUN_CONTROL = {"iterations", "out", "overwrite", "data", "require_full", "backend", "threads", "sample_every",
                "checkpoint_every", "log_every", "eval", "eval_every", "eval_n", "trace", "trace_every", "resume",
-               "cuda_graph"}
+               "cuda_graph", "transpose", "label_offset", "no_normalize", "new_data"}  # data: see data/split.py
 MIN_EVAL = 100  # fewer samples make the evaluation table meaningless
 INTERVALS = ("checkpoint_every", "sample_every", "log_every")  # kept in the checkpoint: a resume keeps them
 DEFAULTS = {"checkpoint_every": 1000, "sample_every": 1000, "log_every": 100}
@@ -62,8 +63,9 @@ def parser(prog=None):
     p.add_argument("--checkpoint-every", type=cli.positive(int, MAX_STEPS), default=DEFAULTS["checkpoint_every"])
     p.add_argument("--log-every", type=cli.positive(int, MAX_STEPS), default=DEFAULTS["log_every"])
     p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint (its config is used)")
-    p.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files (.gz or raw), or an IDX set "
-                                                 "with an MD5SUMS (such as tinygan sample --format idx writes)")
+    p.add_argument("--data", metavar="PATH", help="folder with the MNIST IDX files (.gz or raw), another IDX set "
+                   "(any size and classes; MD5SUMS checked if present), an .npz (x, y) or image class folders")
+    add_gan_data_flags(p)  # --transpose, --label-offset, --no-normalize, --new-data (tinygan/data/split.py)
     p.add_argument("--require-full", action="store_true",
                    help="fail instead of training on the bundled 10k split when the full MNIST is not found")
     p.add_argument("--eval", action="store_true", help="score the samples with the digit classifier at the end")
@@ -137,19 +139,21 @@ def train(argv, prog):
     run = Run(out, resume=args.resume, overwrite=args.overwrite, prog=prog)
     try:
         be = Backend(args.backend, "float32", seed=config["seed"], rng="philox" if args.cuda_graph else "default")
-        split = load_mnist("train", data_dir=args.data, fallback=False if args.require_full else None)
-        images, labels = split
+        images, labels, switch = gan_data(args, config, bool(args.resume), False if args.require_full else None)
+        if (args.eval or args.trace) and (config["image"] != [28, 28] or len(config["classes"]) != 10):
+            raise cli.UsageError("--eval and --trace score digits with the MNIST classifier: this data is not 28 x 28 "
+                                 "digits; drop them")
         if config["batch_size"] > len(images):
             raise cli.UsageError(f"--batch-size {config['batch_size']} is larger than the training set "
                                  f"({len(images)} images): choose a smaller batch")
         eval_data = None if is_custom(args.data) else args.data  # a synthetic set is scored against real MNIST
-        args.trained_on = ("bundled-train-part" if split.held_out else "bundled-all") if split.source == "bundled" \
-            else split.source  # recorded in each checkpoint: evaluate tells a test score from one that is not
         gan = GAN(config, be)
         if args.resume:
             cli.named("--resume", CheckpointError, load_checkpoint, args.resume, gan)
         data = Dataset(images, labels, be, config["data_range"])
         records = run.begin(prog, config, args.resume, gan.iteration)
+        if switch:  # the log keeps every change of data
+            append_log(os.path.join(out, "log.jsonl"), {"iter": gan.iteration, "data_switch": switch})
         loop(args, prog, config, gan, data, be, out, records, eval_data, start)
     finally:
         run.close()
@@ -194,7 +198,8 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
         tracer = Tracer(gan, args.trace_every or args.log_every, classifier)
     # Fixed noise for the sample grids, from its own generator so it is the same after a resume.
     fixed_z = be.asarray(np.random.default_rng(config["seed"] + 1).standard_normal((100, config["latent_dim"])))
-    fixed_y = be.xp.asarray(np.repeat(np.arange(10), 10)) if cond else None  # row r: digit r
+    k = len(config["classes"])  # set from the data (data/split.py gan_data)
+    fixed_y = be.xp.asarray(np.repeat(np.arange(10) % k, 10)) if cond else None  # row r: class r
     title = f"{config['preset']}{' conditional' if cond else ''} GAN, {out}"
     saved = (gan.iteration, args.resume) if args.resume else None  # the last good checkpoint: (iteration, path)
 
@@ -213,8 +218,7 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
 
     # --- loop ---
     iterations, B, first = config["iterations"], config["batch_size"], gan.iteration
-    run_settings = {**{k: getattr(args, k) for k in INTERVALS}, "trained_on": args.trained_on}  # saved in each
-    # checkpoint: a resume keeps the intervals; evaluate reads what it trained on
+    run_settings = {k: getattr(args, k) for k in INTERVALS}  # saved in each checkpoint: a resume keeps them
     source = f" from {args.data}{' (its own IDX set, checked against its MD5SUMS)' if eval_data is None else ''}" \
         if args.data else ""
     print(f"training {config['preset']} GAN{' (conditional)' if cond else ''} on {len(data)} images{source}, "
@@ -233,9 +237,9 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
                 tqdm.write(f"iter {i:6d}  " + format_table(result).replace("\n", "\n             "))
         if i % args.sample_every == 0 or last:
             name = f"samples_{i:06d}.png"
-            images = be.to_host(gan.generate(fixed_z, fixed_y)).reshape(-1, 28, 28)
-            save_grid(images, os.path.join(out, name), nrow=10, row_labels=[str(d) for d in range(10)] if cond
-                      else None, title=f"iteration {i}")
+            images = be.to_host(gan.generate(fixed_z, fixed_y)).reshape(-1, *config["image"])
+            save_grid(images, os.path.join(out, name), nrow=10, row_labels=[config["classes"][d % k] for d in range(10)]
+                      if cond else None, title=f"iteration {i}")
             written.add(name)
             plots()
             losses = next((r for r in reversed(records) if "d_loss" in r and r["iter"] == i), None)
@@ -299,10 +303,10 @@ def loop(args, prog, config, gan, data, be, out, records, eval_data, start):
                 break
             end_of_interval(i, last)
             ended = last
-    words = ["--resume", ckpt] + (["--data", args.data] if args.data else []) + \
+    words = ["--resume", ckpt] + \
         (["--backend", args.backend] if args.backend != "numpy" else []) + \
         [w for k in INTERVALS if getattr(args, k) != DEFAULTS[k] for w in ("--" + k.replace("_", "-"), getattr(args, k))]
-    resume = cli.shell(prog, "train", *words)
+    resume = cli.shell(prog, "train", *words)  # no data flags: the checkpoint records its data
     if stop.signum is not None and not ended:
         plots()
         print(f"{prog}: stopped by {stop.name} after iteration {gan.iteration}; saved {ckpt}. To continue: {resume}")

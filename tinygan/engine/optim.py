@@ -30,12 +30,12 @@ class SGD:
 
 
 class Adam:
-    """Adam with bias correction, in the form torch.optim.Adam uses."""
+    """Adam with bias correction, in the form torch.optim.Adam uses; eps_inside: m / sqrt(v_hat + eps) instead."""
     cpu_chunk = 65536  # entries updated together on the CPU: their p, g, m, v stay in cache for all 12 ops
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, eps_inside=False):
         self.params = list(params)  # [(param, grad)]: a Sequential's flat buffers make this one pair
-        self.lr, self.betas, self.eps = lr, tuple(betas), eps
+        self.lr, self.betas, self.eps, self.eps_inside = lr, tuple(betas), eps, eps_inside
         self.m = [xp_of(p).zeros_like(p) for p, _ in self.params]
         self.v = [xp_of(p).zeros_like(p) for p, _ in self.params]
         first = self.params[0][0]
@@ -65,8 +65,11 @@ class Adam:
         t += 1
         xp.power(b2, t, out=w[:1])      # c2_sqrt = sqrt(1 - b2^t)
         xp.subtract(1, w[:1], out=w[:1])
+        if self.eps_inside:
+            xp.multiply(w[:1], self.eps, out=self.scalars[1:])  # eps * (1 - b2^t), added under the root
         xp.sqrt(w[:1], out=w[:1])
-        xp.multiply(w[:1], self.eps, out=self.scalars[1:])  # eps * c2_sqrt
+        if not self.eps_inside:
+            xp.multiply(w[:1], self.eps, out=self.scalars[1:])  # eps * c2_sqrt
         xp.power(b1, t, out=w[1:])      # lr / (1 - b1^t) * c2_sqrt
         xp.subtract(1, w[1:], out=w[1:])
         xp.divide(self.lr, w[1:], out=w[1:])
@@ -79,6 +82,8 @@ class Adam:
         c2_sqrt = math.sqrt(1 - b2 ** self.t)
         # p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), with sqrt(1 - b2^t) moved to the top
         step_size, eps = self.lr / (1 - b1 ** self.t) * c2_sqrt, self.eps * c2_sqrt
+        if self.eps_inside:  # the reference code's m / sqrt(v_hat + eps) = c2_sqrt m / sqrt(v + eps (1 - b2^t))
+            eps = self.eps * (1 - b2 ** self.t)
         if self.counter is not None:  # the same two numbers, computed on the device from its counter
             step_size, eps = self.device_scalars()
         xp = xp_of(self.scratch)
@@ -90,8 +95,12 @@ class Adam:
             xp.multiply(g, g, out=s)
             s *= 1 - b2
             v += s
-            xp.sqrt(v, out=s)         # p -= step_size * m / (sqrt(v) + eps)
-            s += eps
+            if self.eps_inside:       # p -= step_size * m / sqrt(v + eps)
+                xp.add(v, eps, out=s)
+                xp.sqrt(s, out=s)
+            else:                     # p -= step_size * m / (sqrt(v) + eps)
+                xp.sqrt(v, out=s)
+                s += eps
             xp.divide(m, s, out=s)
             s *= step_size
             p -= s
@@ -115,6 +124,16 @@ class Adam:
                     raise ValueError(f"optimizer state {name!r} is missing or has the wrong shape "
                                      f"(expected {dst.shape}); was it saved from the same model?")
                 dst[...] = xp_of(dst).asarray(state[name])
+
+
+def linear_decay(step, total, fraction):
+    """The learning-rate factor at `step` of `total`: 1, then falling linearly to 0 over the last `fraction`."""
+    # fraction 0: always 1. Step s of the last fraction * total steps gets (total - s) / (fraction * total),
+    # so the first decayed step is just below 1 and the last one (s = total - 1) is 1 / (fraction * total).
+    span = fraction * total
+    if span <= 0 or step < total - span:
+        return 1.0
+    return max(0.0, (total - step) / span)
 
 
 def _host(x):

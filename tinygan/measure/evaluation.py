@@ -174,6 +174,15 @@ def format_table(result):
     return "\n".join(rows)
 
 
+def trained_on(config):
+    """What a GAN trained on, from its config's data record: 'mnist', 'bundled-train-part', 'bundled-all', 'custom'
+    (a set of its own), or None when the checkpoint does not record it (written before runs recorded their data)."""
+    data = config.get("data")
+    if not isinstance(data, dict):
+        return None
+    return data.get("origin") if data.get("kind") == "mnist" else "custom"
+
+
 def judge_test_score(result, trained_on):
     """Mark result['test_score']: True only if the GAN's training data (trained_on, as a run records it: 'mnist',
     'bundled-train-part', 'bundled-all', 'custom', or None if unrecorded) left out the digits it was scored on."""

@@ -56,6 +56,12 @@ def train_arm(arm, pools, steps, seed):
 def pseudo_labels(model, images, threshold=THRESHOLD):
     """(indices, labels) of the images the model reads with confidence >= threshold, the same number per digit."""
     probs, _ = predict(model, images.astype(np.float32) / 255 if images.dtype == np.uint8 else images)
+    return confident_per_class(probs, threshold)
+
+
+def confident_per_class(probs, threshold):
+    """(indices, labels) of the rows of probs (N, 10) whose top class has probability >= threshold, the same
+    number of each class (the fewest any class has), the most confident of each; also `tinygan ssl`'s rule."""
     conf, guess = probs.max(axis=1), probs.argmax(axis=1)
     sure = [np.flatnonzero((guess == c) & (conf >= threshold)) for c in range(10)]
     k = min(len(s) for s in sure)  # balanced: a class the model favours must not crowd out the others

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..run.fileio import atomic_write, npz_headers, npz_read
 from ..run.limits import MAX_PARAMS, MAX_TEXT
-from .fields import GAN_FIELDS, SSL_FIELDS, config_problem, model_params  # noqa: F401  (checked here, re-exported)
+from .fields import (GAN_FIELDS, OPTIONAL, SIZED, SSL_FIELDS, config_problem,  # noqa: F401  (checked here, re-exported)
+                     model_params)
 
 TEXT = ("config", "rng_state", "run", "data")  # members holding one JSON string
 SCALARS = ("iteration",)
@@ -40,7 +41,10 @@ def check_fields(config, fields, where):
     if not isinstance(config, dict):
         raise CheckpointError(f"{where}: field 'config' is a {type(config).__name__}, not a dictionary of settings; "
                               "the file is not a tinygan checkpoint or was edited by hand")
-    problem = config_problem(config, fields)
+    for key, (ok, what, *default) in fields.items():
+        if key not in config and default:  # a field added later: an older file means its default
+            config[key] = default[0]
+    problem = config_problem(config, fields)  # a missing OPTIONAL field (image, classes, data) means MNIST's
     if problem:
         key, text = problem
         if key is None:
@@ -179,11 +183,6 @@ def load_checkpoint(path, gan, fields=None, prog=None):
             raise CheckpointError(f"{where}: field {key!r} is missing or has the wrong shape (expected {gan.ema.shape})")
         gan.ema[...] = gan.be.asarray(arrays[key])
     gan.iteration = int(arrays["iteration"])
-    try:  # the run's own settings (intervals, what it trained on), if the run saved them
-        run = json.loads(str(arrays["run"])) if "run" in arrays else {}
-    except ValueError:
-        run = {}
-    gan.saved_run = run if isinstance(run, dict) else {}
     try:
         state = json.loads(str(arrays["rng_state"]))
     except ValueError:

@@ -6,21 +6,23 @@ from ..engine.losses import bce_with_logits, sigmoid, softmax_cross_entropy
 from ..engine.optim import Adam
 
 from ..run.limits import MAX_BATCH, MAX_SAMPLES
-from .fields import GAN_FIELDS, config_problem
+from .fields import GAN_FIELDS, IMAGE, N_CLASSES, config_problem  # noqa: F401  (IMAGE, N_CLASSES: MNIST's, the
+# default: a config's "image" and "classes", set from the data, override them)
 
-N_CLASSES, IMAGE = 10, 784
 
-
-def check_labels(labels, n, conditional, xp):
-    """labels as n digits 0-9, an array of xp (the backend's), or a ValueError naming the argument."""
+def check_labels(labels, n, conditional, xp, n_classes=N_CLASSES):
+    """labels as n class numbers 0..n_classes-1, an array of xp (the backend's), or a ValueError naming the argument."""
     if not conditional:
         raise ValueError("sample: argument labels is for a conditional GAN; this one is unconditional (labels=None)")
     y = xp.asarray(labels)
     if y.shape != (n,) or y.dtype.kind not in "iu":
         raise ValueError(f"sample: argument labels must be {n} integer digits, got shape {y.shape} of {y.dtype}")
-    if n and (int(y.min()) < 0 or int(y.max()) >= N_CLASSES):
-        raise ValueError(f"sample: argument labels must be digits 0-9, got {int(y.min())}..{int(y.max())}")
+    if n and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        kind = "digits" if n_classes == N_CLASSES else "classes"
+        raise ValueError(f"sample: argument labels must be {kind} 0-{n_classes - 1}, "
+                         f"got {int(y.min())}..{int(y.max())}")
     return y
+
 
 PRESETS = {
     # The original design: Keras MLP GAN on [0, 1] data, sigmoid outputs and clipped BCE.
@@ -81,15 +83,17 @@ class GAN:
             raise ValueError(f"GAN: config {text}" if key is None else f"GAN: config[{key!r}] {text}")
         self.config, self.be, self.iteration = config, be, 0
         self.counter = None  # the iteration as a device array, once use_device_counters() is called
-        c, extra = config, N_CLASSES if config["conditional"] else 0
+        h, w = config.get("image", (28, 28))
+        self.pixels, self.n_classes = h * w, len(config.get("classes", range(N_CLASSES)))
+        c, extra = config, self.n_classes if config["conditional"] else 0
         # Conditional: G always sees the one-hot label. D either sees it too (aux = 0), or, as in
         # AC-GAN (aux > 0), sees only the image and predicts its class from 10 extra logits.
         self.aux = c.get("aux", 0.0) if c["conditional"] else 0.0
         if self.aux and not c["d_logits"]:
             raise ValueError("aux > 0 (AC-GAN) needs a discriminator that outputs logits (the deep preset)")
-        d_extra, d_out = (0, 1 + N_CLASSES) if self.aux else (extra, 1)
-        self.G = mlp([c["latent_dim"] + extra, *c["g_hidden"], IMAGE], c["act"], c["g_out"], be)
-        self.D = mlp([IMAGE + d_extra, *c["d_hidden"], d_out], c["act"], None if c["d_logits"] else "sigmoid", be,
+        d_extra, d_out = (0, 1 + self.n_classes) if self.aux else (extra, 1)
+        self.G = mlp([c["latent_dim"] + extra, *c["g_hidden"], self.pixels], c["act"], c["g_out"], be)
+        self.D = mlp([self.pixels + d_extra, *c["d_hidden"], d_out], c["act"], None if c["d_logits"] else "sigmoid", be,
                      c["d_dropout"])
         adam = dict(lr=c["lr"], betas=(c["beta1"], c["beta2"]))
         # One fused Adam update per model, over its flat parameter and gradient buffers.
@@ -101,7 +105,7 @@ class GAN:
         # without a clip, so G's gradient does not vanish where D(G(z)) is tiny.
         self.loss = bce_with_logits
         self.logits = None if c["d_logits"] else -1  # D's layers up to its logits: all, or all but the Sigmoid
-        self.eye = be.xp.eye(N_CLASSES, dtype=be.dtype)  # one-hot rows for labels
+        self.eye = be.xp.eye(self.n_classes, dtype=be.dtype)  # one-hot rows for labels
         self.buffers = {}  # step()'s reused arrays: noise, D's concatenated input, targets
 
     def buffer(self, name, rows, cols):
@@ -112,7 +116,7 @@ class GAN:
         """x, with the one-hot label appended in conditional mode."""
         if not self.config["conditional"]:
             return x
-        return self.put(self.be.xp.empty((len(x), x.shape[1] + N_CLASSES), x.dtype), x, labels)  # (B, n + 10)
+        return self.put(self.be.xp.empty((len(x), x.shape[1] + self.n_classes), x.dtype), x, labels)  # (B, n + 10)
 
     def d_input(self, x, labels):
         """What D sees: the image, plus the one-hot label unless D predicts the label itself."""
@@ -123,7 +127,7 @@ class GAN:
         z = self.be.randn(out=self.buffer("z", B, self.config["latent_dim"]))
         if labels is None:
             return z
-        return self.put(self.buffer("z_labels", B, z.shape[1] + N_CLASSES), z, labels)
+        return self.put(self.buffer("z_labels", B, z.shape[1] + self.n_classes), z, labels)
 
     def put(self, dst, x, labels):
         """Write x into dst's first columns and the one-hot labels into the rest, if dst has room for them."""
@@ -140,7 +144,7 @@ class GAN:
         if not self.aux:
             return loss, grad
         # The class head works in a contiguous copy: numpy would buffer every operation on the strided view.
-        logits = self.buffer("class_logits", len(out), N_CLASSES)
+        logits = self.buffer("class_logits", len(out), self.n_classes)
         logits[...] = out[:, 1:]
         class_loss, class_grad = softmax_cross_entropy(logits, labels, out=logits)
         class_grad *= self.aux
@@ -162,7 +166,7 @@ class GAN:
 
         # Discriminator: real labelled `smooth` (1, or 0.9 for one-sided smoothing), fake labelled 0.
         # Both go through D as one concatenated batch: mean BCE over 2B = (loss_real + loss_fake) / 2.
-        fake_labels = be.randint(N_CLASSES, B) if labels is not None else None
+        fake_labels = be.randint(self.n_classes, B) if labels is not None else None
         fake = self.G.forward(self.noise(B, fake_labels))
         both = self.buffer("both", 2 * B, d_cols)               # (2B, 784 [+10]): real rows, then fake rows
         self.put(both[:B], real, labels)
@@ -181,17 +185,17 @@ class GAN:
 
         # Generator, non-saturating: minimise BCE(D(G(z)), 1) = -log D(G(z)). D is frozen: its
         # backward returns the input gradient and leaves D's parameter gradients alone.
-        z_labels = be.randint(N_CLASSES, B) if labels is not None else None
+        z_labels = be.randint(self.n_classes, B) if labels is not None else None
         self.G.zero_grad()
         fake = self.G.forward(self.noise(B, z_labels))
-        if d_cols > IMAGE:                                      # D takes the one-hot label too
+        if d_cols > self.pixels:                                      # D takes the one-hot label too
             fake = self.put(self.buffer("d_in", B, d_cols), fake, z_labels)
         out = self.D.forward(fake, upto=self.logits)
         ones = self.buffer("ones", B, 1)
         ones[...] = 1
         g_loss, grad = self.d_loss(out, ones, z_labels)         # AC-GAN: also "look like digit y"
         dx = self.D.backward(grad, param_grads=False, upto=self.logits)  # (B, 784 [+10])
-        self.G.backward(dx[:, :IMAGE], input_grad=False)        # the label columns are inputs, not G's
+        self.G.backward(dx[:, :self.pixels], input_grad=False)        # the label columns are inputs, not G's
         self.opt_g.step()
 
         self.iteration += 1
@@ -245,12 +249,12 @@ class GAN:
         if not 1 <= batch <= MAX_BATCH:
             raise ValueError(f"sample: argument batch={batch} must be from 1 to {MAX_BATCH}")
         if labels is not None:
-            labels = check_labels(labels, n, self.config["conditional"], be.xp)
+            labels = check_labels(labels, n, self.config["conditional"], be.xp, self.n_classes)
         if self.config["conditional"] and labels is None:
-            labels = be.randint(N_CLASSES, n)
+            labels = be.randint(self.n_classes, n)
         for a in range(0, n, batch):
             y = None if labels is None else be.xp.asarray(labels[a:a + batch])
             z = be.randn(min(batch, n - a), self.config["latent_dim"])
-            out.append(be.to_host(self.generate(z, y)).reshape(-1, 28, 28))
+            out.append(be.to_host(self.generate(z, y)).reshape(-1, *self.config.get("image", (28, 28))))
         return xp_of(out[0]).concatenate(out)  # host arrays: xp_of gives numpy here
 

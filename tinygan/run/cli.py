@@ -100,6 +100,22 @@ def seed(text):
     return value
 
 
+def count(hi):
+    """An argparse type: an integer from 0 to hi."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an int") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+        if value > hi:
+            raise argparse.ArgumentTypeError(f"{text} is more than the {hi:,} allowed")
+        return value
+    parse.__name__ = "int"
+    return parse
+
+
 def in_range(lo, hi, closed_hi=False, closed_lo=True):
     """An argparse type: a float in [lo, hi) (or with the given ends closed/open)."""
     def parse(text):
@@ -125,6 +141,17 @@ def non_negative(text):
     if not (value >= 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"{text} must be >= 0")
     return value
+
+
+def non_negative_upto(hi):
+    """An argparse type: a finite float from 0 to hi."""
+    def parse(text):
+        value = non_negative(text)
+        if value > hi:
+            raise argparse.ArgumentTypeError(f"{text} is more than the {hi:g} allowed")
+        return value
+    parse.__name__ = "float"
+    return parse
 
 
 def sizes(text):

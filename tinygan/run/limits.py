@@ -12,6 +12,7 @@ MAX_SAMPLES = 10**9         # samples one command draws
 MAX_EVAL = 100_000          # samples one evaluation scores (each is compared with every training image)
 MAX_LABELS = 60000          # labelled digits of a semi-supervised run
 MAX_LR = 1e6                 # learning rates (a huge one is allowed: the finite guard then stops the run)
+MAX_LABEL = 2**31 - 1       # a label an IDX set may hold (--label-offset)
 MAX_TEXT = 1 << 20          # characters of a JSON string stored in a checkpoint
 
 

@@ -22,7 +22,7 @@ RUN_FILES = ("checkpoint.npz", "log.jsonl")  # what makes a folder hold a run
 # Every file each kind of run writes in its folder: --overwrite removes those of the run it replaces, whatever its kind.
 PRODUCTS = {
     "train": RUN_FILES + ("config.json", "curves.png", "internals.png", "samples_*.png"),
-    "ssl": RUN_FILES + ("config.json", "curves.png", "samples.png", "recognizer.npz"),
+    "ssl": RUN_FILES + ("config.json", "curves.png", "samples.png", "recognizer.npz", "pseudo.npz"),
 }
 OUTPUTS = PRODUCTS["train"]  # (the older name)
 LOCK = ".lock"
