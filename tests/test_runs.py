@@ -150,6 +150,9 @@ def test_temp_files_of_dead_processes_are_cleaned(tmp_path):
     live = f".tmp-{os.getppid()}-xyz.png"  # a live process's: left alone
     for name in stale + [live]:
         (out / name).write_bytes(b"half a file")
+    half = out / f".tmp-{int(dead.stdout)}-images" / "3"  # a killed `sample --format folders`'s half-filled folder
+    half.mkdir(parents=True)
+    (half / "000003.png").write_bytes(b"half a file")
     train.main(["--resume", str(out / "checkpoint.npz"), "--iterations", "10"])
     assert sorted(p.name for p in out.glob(".tmp-*")) == [live]
 

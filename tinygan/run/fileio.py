@@ -1,6 +1,7 @@
 """Atomic file writes, shared by checkpoints, data downloads, logs and plots; stale temp files cleaned."""
 import contextlib
 import os
+import shutil
 import tempfile
 
 TEMP = ".tmp-"  # temp files are named .tmp-PID-XXXX: the PID tells a live writer's file from a dead one's
@@ -50,7 +51,7 @@ def pid_alive(pid):
 
 
 def clean_temps(folder, prefix=TEMP):
-    """Remove temp files (prefix + PID-...) left in folder by processes that no longer run; returns their names."""
+    """Remove temp files and folders (prefix + PID-...) left in folder by processes that no longer run; their names."""
     removed = []
     try:
         names = os.listdir(folder)
@@ -62,8 +63,12 @@ def clean_temps(folder, prefix=TEMP):
         pid = name[len(prefix):].split("-", 1)[0].split(".", 1)[0]
         if pid.isdigit() and (int(pid) == os.getpid() or pid_alive(int(pid))):
             continue  # a live writer's file (or an old-style name with no PID: treated as stale)
+        path = os.path.join(folder, name)
         with contextlib.suppress(OSError):
-            os.unlink(os.path.join(folder, name))
+            if os.path.isdir(path) and not os.path.islink(path):  # sample --format folders fills one
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
             removed.append(name)
     return removed
 
