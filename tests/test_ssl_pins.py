@@ -1,0 +1,164 @@
+"""Pins of the semi-supervised recipe that no gradient or oracle test sees: the settings SSLGAN hands on, the
+architecture, the step counter and the average's ramp, accumulating gradients, and the unlabelled weight."""
+import numpy as np
+import pytest
+
+import tinygan as tg
+from tinygan.engine.losses import softmax_cross_entropy, unlabelled_loss
+from tinygan.models.ssl import SSLGAN, make_ssl_config
+
+
+def small(be, **overrides):
+    """A small noise-free semi-supervised GAN (its losses are deterministic functions of its weights)."""
+    return SSLGAN(make_ssl_config(**{**dict(d_hidden=[7, 6], g_hidden=[5, 4], latent_dim=3, input_noise=0.0,
+                                            hidden_noise=0.0), **overrides}), be)
+
+
+def batches(be, n=6, B=5):
+    r = tg.Backend(be.name, be.dtype.name, seed=7)
+    return r.rand(n, 784), r.randint(10, n), r.rand(B, 784), r.rand(B, 784), r.rand(B, 3)
+
+
+def test_the_recipe_defaults():
+    """The published MNIST settings (Salimans et al. 2016), with Adam's eps at 1e-4 (docs/ssl.md)."""
+    assert make_ssl_config() == dict(
+        kind="ssl", labels=100, d_hidden=[1000, 500, 250, 250, 250], input_noise=0.3, hidden_noise=0.5,
+        g_hidden=[500, 500], latent_dim=100, lr=3e-3, beta1=0.5, beta2=0.999, adam_eps=1e-4, batch_size=100,
+        unlabelled_weight=1.0, ema=0.9999, epochs=300, steps_per_epoch=None, seed=0)
+
+
+def test_both_adams_take_lr_betas_and_eps_from_the_config():
+    """Adam's own defaults (lr 1e-3, eps 1e-8) collapsed two runs: every setting must come from the config."""
+    be = tg.Backend("numpy", "float64", seed=0)
+    gan = small(be, lr=0.0123, beta1=0.31, beta2=0.95, adam_eps=3e-5)
+    for name, opt in (("G", gan.opt_g), ("D", gan.opt_d)):
+        assert (opt.lr, opt.betas, opt.eps) == (0.0123, (0.31, 0.95), 3e-5), f"{name}'s Adam"
+    assert len(gan.opt_g.params) == 1 and gan.opt_g.params[0][0] is gan.G.flat_params
+    assert gan.opt_g.params[0][1] is gan.G.flat_grads
+    assert len(gan.opt_d.params) == 1 and gan.opt_d.params[0][0] is gan.D.flat_params
+    assert gan.opt_d.params[0][1] is gan.D.flat_grads
+    gan = SSLGAN(make_ssl_config(), be)  # and the recipe's own values by default
+    for opt in (gan.opt_g, gan.opt_d):
+        assert (opt.lr, opt.betas, opt.eps) == (3e-3, (0.5, 0.999), 1e-4)
+
+
+def test_the_recipe_architecture():
+    """D: fixed-scale (train_scale=False) hidden layers, only the logits layer trains its scale; G: bias-free
+    Dense and shift-only batch norm (scale=False), then a weight-normalised sigmoid output with a trained scale."""
+    be = tg.Backend("numpy", "float32", seed=0)
+    gan = SSLGAN(make_ssl_config(), be)
+    assert repr(gan.D) == (
+        "Sequential(GaussianNoise(0.3), "
+        + "".join(f"WeightNormDense({a}, {b}, train_scale=False), ReLU(), GaussianNoise(0.5), "
+                  for a, b in [(784, 1000), (1000, 500), (500, 250), (250, 250), (250, 250)])
+        + "WeightNormDense(250, 10))")
+    d_shapes = {n: p.shape for n, p, _ in gan.D.named_parameters()}
+    sizes = [784, 1000, 500, 250, 250, 250]
+    expected = {}
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        expected.update({f"{1 + 3 * i}.V": (a, b), f"{1 + 3 * i}.b": (b,)})
+    expected.update({"16.V": (250, 10), "16.g": (10,), "16.b": (10,)})
+    assert d_shapes == expected
+    assert gan.D.flat_params.size == sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) + 250 * 10 + 20
+    d_state = [n for n, _ in gan.D.named_arrays()][len(expected):]
+    assert d_state == ["1.g", "4.g", "7.g", "10.g", "13.g"], "hidden scales are saved, not trained"
+
+    assert repr(gan.G) == ("Sequential(Dense(100, 500, bias=False), BatchNorm(500, scale=False), Softplus(), "
+                           "Dense(500, 500, bias=False), BatchNorm(500, scale=False), Softplus(), "
+                           "WeightNormDense(500, 784), Sigmoid())")
+    g_shapes = {n: p.shape for n, p, _ in gan.G.named_parameters()}
+    assert g_shapes == {"0.W": (100, 500), "1.beta": (500,), "3.W": (500, 500), "4.beta": (500,),
+                        "6.V": (500, 784), "6.g": (784,), "6.b": (784,)}
+    assert gan.G.flat_params.size == 100 * 500 + 500 + 500 * 500 + 500 + 500 * 784 + 2 * 784
+    assert [n for n, _ in gan.G.named_arrays()][len(g_shapes):] == [
+        "1.running_mean", "1.running_var", "4.running_mean", "4.running_var"]
+    assert gan.features == 15 and type(gan.D.layers[15]).__name__ == "GaussianNoise"
+    # G's output layer starts at the spread of a Glorot layer (its direction is random, its length set by g = 1)
+    V = be.to_host(gan.G.layers[6].V)
+    assert abs(V.std() - (2 / (500 + 784)) ** 0.5) < 2e-4 and np.all(be.to_host(gan.G.layers[6].g) == 1)
+
+
+def test_batch_norm_running_statistics_start_at_mean_0_variance_1():
+    be = tg.Backend("numpy", "float64", seed=0)
+    gan = small(be)
+    norms = [layer for layer in gan.G.layers if isinstance(layer, tg.BatchNorm)]
+    assert len(norms) == 2
+    for layer in norms + [tg.BatchNorm(3, be=be), tg.BatchNorm(3, be=be, scale=False)]:
+        assert np.all(be.to_host(layer.running_mean) == 0) and np.all(be.to_host(layer.running_var) == 1)
+    # so before any training step G in evaluation mode normalises by sqrt(1 + eps) only
+    layer, x = norms[0], be.randn(4, 5)
+    layer.training = False
+    assert np.allclose(be.to_host(layer.forward(x)), be.to_host(x) / np.sqrt(1 + layer.eps), rtol=1e-14)
+
+
+def test_steps_count_from_zero_by_one_and_the_average_ramps_its_decay():
+    """iteration 0, 1, 2, ...; each step's average uses d = min(ema, (1 + t) / (10 + t)) with t before the step."""
+    be = tg.Backend("numpy", "float64", seed=0)
+    for ema in (0.9999, 0.2):  # 0.2 < (1 + 2) / 12: the third step's decay is the configured one
+        gan = small(be, ema=ema, input_noise=0.3, hidden_noise=0.5)
+        x_lab, y_lab, x_unl, x_unl2, _ = batches(be)
+        assert gan.iteration == 0
+        avg = gan.ema.copy()
+        for t in range(4):
+            gan.step(x_lab, y_lab, x_unl, x_unl2)
+            assert gan.iteration == t + 1
+            d = min(ema, (1 + t) / (10 + t))
+            avg = d * avg + (1 - d) * gan.D.flat_params
+            np.testing.assert_allclose(gan.ema, avg, rtol=1e-12, atol=1e-15, err_msg=f"average after step {t + 1}")
+
+
+def test_the_average_restarts_from_the_data_initialised_weights():
+    be = tg.Backend("numpy", "float64", seed=0)
+    gan = small(be)
+    before = gan.ema.copy()
+    gan.init_from_data(be.rand(40, 784))
+    assert not np.array_equal(gan.D.flat_params, before)
+    assert np.array_equal(gan.ema, gan.D.flat_params) and gan.ema is not gan.D.flat_params
+
+
+@pytest.mark.parametrize("weight", [0.3, 2.0])
+def test_the_unlabelled_weight_multiplies_the_unlabelled_terms(weight):
+    """loss = cross-entropy + weight * (real + generated) / 2, and D's gradient is the same combination."""
+    be = tg.Backend("numpy", "float64", seed=0)
+    gan = small(be, unlabelled_weight=weight)
+    x_lab, y_lab, x_unl, _, z = batches(be)
+    gan.D.zero_grad()
+    stats = gan.d_backward(x_lab, y_lab, x_unl, z)
+    grad = gan.D.flat_grads.copy()
+    out = gan.D.forward(np.concatenate([x_lab, x_unl, gan.G.forward(z)]))
+    n, B = len(x_lab), len(x_unl)
+    lab = float(softmax_cross_entropy(out[:n].copy(), y_lab)[0])
+    unl = 0.5 * (float(unlabelled_loss(out[n:n + B], True)[0]) + float(unlabelled_loss(out[n + B:], False)[0]))
+    assert np.isclose(float(stats["loss_lab"]), lab, rtol=1e-12)
+    assert np.isclose(float(stats["loss_unl"]), weight * unl, rtol=1e-12)
+    assert np.isclose(float(stats["loss"]), lab + weight * unl, rtol=1e-12)
+    grads = {}
+    for w in (0.0, 1.0):  # the gradient is linear in the weight
+        gan.config["unlabelled_weight"] = w
+        gan.D.zero_grad()
+        gan.d_backward(x_lab, y_lab, x_unl, z)
+        grads[w] = gan.D.flat_grads.copy()
+    assert not np.allclose(grads[0.0], grads[1.0])
+    np.testing.assert_allclose(grad, grads[0.0] + weight * (grads[1.0] - grads[0.0]), rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("layer", ["weight-norm", "batch-norm"])
+def test_normalised_layers_accumulate_parameter_gradients(be64, layer):
+    """Two backward passes add up (the engine's rule: gradients accumulate with +=, zero_grad clears them)."""
+    if layer == "weight-norm":
+        m = tg.WeightNormDense(5, 4, be=be64, train_scale=True)
+        m.g[...] = be64.rand(4) + 0.5
+    else:
+        m = tg.BatchNorm(4, be=be64, scale=True)
+        m.gamma[...] = be64.randn(4)
+    x = be64.randn(6, m.n_in if layer == "weight-norm" else 4)
+    dout = be64.randn(6, 4)
+    m.forward(x)
+    m.backward(dout)
+    once = {n: be64.to_host(g).copy() for n, _, g in m.named_parameters()}
+    assert set(once) == ({"V", "g", "b"} if layer == "weight-norm" else {"gamma", "beta"})
+    m.forward(x)
+    m.backward(dout)
+    for n, _, g in m.named_parameters():
+        assert np.any(once[n] != 0), n
+        np.testing.assert_allclose(be64.to_host(g), 2 * once[n], rtol=1e-12, err_msg=f"d{n} after two passes")
