@@ -162,3 +162,41 @@ def test_normalised_layers_accumulate_parameter_gradients(be64, layer):
     for n, _, g in m.named_parameters():
         assert np.any(once[n] != 0), n
         np.testing.assert_allclose(be64.to_host(g), 2 * once[n], rtol=1e-12, err_msg=f"d{n} after two passes")
+
+
+def test_normalised_layers_print_their_settings():
+    be = tg.Backend("numpy", "float64", seed=0)
+    assert repr(tg.BatchNorm(3, be=be)) == "BatchNorm(3)" and repr(tg.BatchNorm(3, be=be, scale=False)) == "BatchNorm(3, scale=False)"
+    assert repr(tg.WeightNormDense(2, 3, be=be)) == "WeightNormDense(2, 3)"
+    assert repr(tg.WeightNormDense(2, 3, be=be, train_scale=False)) == "WeightNormDense(2, 3, train_scale=False)"
+
+
+def test_the_step_statistics():
+    """train_err: the share of labelled rows whose largest logit is not their label; d_real, d_fake: mean Z / (Z + 1)."""
+    be = tg.Backend("numpy", "float64", seed=0)
+    gan = small(be)
+    x_lab, y_lab, x_unl, _, z = batches(be, n=40)
+    gan.D.zero_grad()
+    stats = gan.d_backward(x_lab, y_lab, x_unl, z)
+    out = gan.D.forward(np.concatenate([x_lab, x_unl, gan.G.forward(z)]))
+    n, B = len(x_lab), len(x_unl)
+    err = float((out[:n].argmax(axis=1) != y_lab).mean())
+    assert 0 < err < 1 and float(stats["train_err"]) == err
+    Z = np.exp(out[n:]).sum(axis=1)
+    assert np.isclose(float(stats["d_real"]), (Z / (Z + 1))[:B].mean(), rtol=1e-12)
+    assert np.isclose(float(stats["d_fake"]), (Z / (Z + 1))[B:].mean(), rtol=1e-12)
+    assert not np.isclose(float(stats["d_real"]), float(stats["d_fake"]), rtol=1e-6)
+
+
+def test_the_average_swaps_in_and_classify_puts_the_live_weights_back():
+    be = tg.Backend("numpy", "float64", seed=0)
+    gan = small(be)
+    gan.ema[...] = be.randn(gan.ema.size)
+    live, ema = gan.D.flat_params.copy(), gan.ema.copy()
+    gan.use_average()  # on by default
+    assert np.array_equal(gan.D.flat_params, ema)
+    gan.use_average(False)
+    assert np.array_equal(gan.D.flat_params, live)
+    for average in (True, False):
+        gan.classify(be.rand(7, 784), batch=3, average=average)
+        assert np.array_equal(gan.D.flat_params, live) and np.array_equal(gan.ema, ema), f"average={average}"
