@@ -14,7 +14,9 @@ cp -r "$root/tinygan" "$root/tests" "$root/examples" "$root/pyproject.toml" "$wo
 find "$work" -path "$work/mutants" -prune -o -name __pycache__ -type d -exec rm -rf {} +
 # Mutated: the semi-supervised model, the normalised layers, the losses file (its semi-supervised functions are the
 # ones run, below) and the command's epoch order. The tests: the semi-supervised ones, the training tests included
-# (examples/ is copied into mutants/ for them), less the four that repeat a quick run only to check a refusal.
+# (examples/ is copied into mutants/ for them), less those that repeat a quick run only to check a refusal or resume
+# in mid-epoch (the end-of-epoch resume stays). A timeout at 4 times a mutant's tests' measured time (mutmut's default
+# is 15): a mutated step counter can make a training test loop forever, and the machine is shared.
 cat > "$work/setup.cfg" <<'CFG'
 [mutmut]
 source_paths = tinygan/
@@ -40,6 +42,9 @@ pytest_add_cli_args =
     tests/test_ssl_train.py::test_the_gan_tools_refuse_a_semi_supervised_checkpoint
     --deselect
     tests/test_ssl_train.py::test_a_second_run_never_replaces_the_first
+    --deselect
+    tests/test_ssl_train.py::test_a_signal_mid_epoch_saves_and_the_resume_is_exact
+timeout_multiplier = 4
 process_isolation = forkserver
 CFG
 # The mutants that are run: every one of ssl.py and norm.py; of losses.py the semi-supervised losses; of
