@@ -200,3 +200,19 @@ def test_the_average_swaps_in_and_classify_puts_the_live_weights_back():
     for average in (True, False):
         gan.classify(be.rand(7, 784), batch=3, average=average)
         assert np.array_equal(gan.D.flat_params, live) and np.array_equal(gan.ema, ema), f"average={average}"
+
+
+def test_normalised_layer_defaults():
+    """V starts at std 0.1 (its length sets how far Adam's steps turn it); batch norm's running statistics move a
+    tenth of the way to each batch's (unbiased variance) and its eps is 1e-6."""
+    be = tg.Backend("numpy", "float64", seed=0)
+    V = be.to_host(tg.WeightNormDense(400, 300, be=be).V)
+    assert abs(V.std() - 0.1) < 1e-3
+    layer = tg.BatchNorm(3, be=be)
+    x = be.randn(5, 3) * 1e-3 + 2.0  # variance ~1e-6, where eps shows
+    y = be.to_host(layer.forward(x))
+    xh = be.to_host(x)
+    assert np.allclose(be.to_host(layer.running_mean), 0.1 * xh.mean(axis=0), rtol=1e-12)
+    assert np.allclose(be.to_host(layer.running_var), 0.9 + 0.1 * xh.var(axis=0, ddof=1), rtol=1e-12)
+    ref = (xh - xh.mean(axis=0)) / np.sqrt(xh.var(axis=0) + 1e-6)
+    assert np.allclose(y, ref, rtol=1e-10)
