@@ -216,3 +216,18 @@ def test_normalised_layer_defaults():
     assert np.allclose(be.to_host(layer.running_var), 0.9 + 0.1 * xh.var(axis=0, ddof=1), rtol=1e-12)
     ref = (xh - xh.mean(axis=0)) / np.sqrt(xh.var(axis=0) + 1e-6)
     assert np.allclose(y, ref, rtol=1e-10)
+
+
+def test_a_step_reuses_its_arrays_and_computes_no_gradient_it_does_not_use():
+    """After a first step, steps allocate none of their arrays again; neither G's dL/dz nor D's dL/dimage on its
+    own update is computed (D's input gradient is needed only for the B generated rows of G's update)."""
+    be = tg.Backend("numpy", "float64", seed=0)
+    gan = small(be, input_noise=0.3, hidden_noise=0.5)
+    x_lab, y_lab, x_unl, x_unl2, _ = batches(be)
+    gan.step(x_lab, y_lab, x_unl, x_unl2)
+    kept = {name: id(a) for name, a in gan.buffers.items()}
+    assert len(kept) == 3
+    gan.step(x_lab, y_lab, x_unl, x_unl2)
+    assert {name: id(a) for name, a in gan.buffers.items()} == kept, "a step allocated its arrays again"
+    assert "dx" not in gan.G.layers[0].buffers, "G's update computed dL/dz"
+    assert len(gan.D.layers[1].buffers["dx"]) == len(x_unl2), "D's update computed dL/dimage"
