@@ -231,3 +231,21 @@ def test_a_step_reuses_its_arrays_and_computes_no_gradient_it_does_not_use():
     assert {name: id(a) for name, a in gan.buffers.items()} == kept, "a step allocated its arrays again"
     assert "dx" not in gan.G.layers[0].buffers, "G's update computed dL/dz"
     assert len(gan.D.layers[1].buffers["dx"]) == len(x_unl2), "D's update computed dL/dimage"
+
+
+def test_weight_norm_dense_allocates_nothing_of_its_weights_size_after_the_first_pass():
+    """Its W, dW and scratch arrays are kept and reused: a training step allocates no weight-sized array."""
+    import tracemalloc
+    be = tg.Backend("numpy", "float64", seed=0)
+    layer = tg.WeightNormDense(784, 300, be=be)
+    x, dout = be.rand(2, 784), be.randn(2, 300)
+    layer.forward(x)
+    layer.backward(dout)
+    tracemalloc.start()
+    try:
+        layer.forward(x)
+        layer.backward(dout)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < layer.V.nbytes / 8, f"a pass allocated {peak} B; V has {layer.V.nbytes} B"
