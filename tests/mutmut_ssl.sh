@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing of the semi-supervised path, run by hand (not in CI); see docs/testing.md.
 #   tests/mutmut_ssl.sh run            all its mutants (one worker: the machine is shared)
+#   tests/mutmut_ssl.sh run NAME...    only these mutants (shell patterns such as 'tinygan.engine.norm.*' work)
 #   tests/mutmut_ssl.sh results        the survivors;  tests/mutmut_ssl.sh show NAME   one mutant's diff
 # setup.cfg's [mutmut] section is the core's, and mutmut reads only that one section, so this runs mutmut in its own
 # copy of the checkout (build/mutmut-ssl/, or $MUTMUT_SSL_DIR) with its own setup.cfg. `run` names the mutants it
@@ -60,7 +61,9 @@ SSL_MUTANTS=(
 )
 cd "$work"
 export OPENBLAS_NUM_THREADS=1
-if [ "${1:-}" = run ] && [ $# -eq 1 ]; then
-    exec mutmut run --max-children 1 "${SSL_MUTANTS[@]}"
+if [ "${1:-}" = run ]; then
+    shift
+    if [ $# -eq 0 ]; then set -- "${SSL_MUTANTS[@]}"; fi
+    exec mutmut run --max-children 1 "$@"
 fi
 exec mutmut "$@"
