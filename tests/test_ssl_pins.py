@@ -216,6 +216,10 @@ def test_normalised_layer_defaults():
     assert np.allclose(be.to_host(layer.running_var), 0.9 + 0.1 * xh.var(axis=0, ddof=1), rtol=1e-12)
     ref = (xh - xh.mean(axis=0)) / np.sqrt(xh.var(axis=0) + 1e-6)
     assert np.allclose(y, ref, rtol=1e-10)
+    pair = tg.BatchNorm(3, be=be)  # a batch of two: the unbiased variance is twice the biased one
+    x2 = be.randn(2, 3)
+    pair.forward(x2)
+    assert np.allclose(be.to_host(pair.running_var), 0.9 + 0.1 * be.to_host(x2).var(axis=0, ddof=1), rtol=1e-12)
 
 
 def test_a_step_reuses_its_arrays_and_computes_no_gradient_it_does_not_use():
