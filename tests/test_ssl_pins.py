@@ -254,3 +254,10 @@ def test_weight_norm_dense_allocates_nothing_of_its_weights_or_batch_size_after_
     finally:
         tracemalloc.stop()
     assert peak < 256 * 1024, f"a pass allocated {peak} B; V has {layer.V.nbytes} B, y {256 * 300 * 8} B"
+
+
+def test_the_generator_output_starts_at_the_spread_of_a_glorot_layer_from_its_last_hidden_layer():
+    be = tg.Backend("numpy", "float32", seed=0)
+    gan = SSLGAN(make_ssl_config(d_hidden=[8], g_hidden=[50, 400], latent_dim=10), be)
+    V = be.to_host(gan.G.layers[-2].V)
+    assert V.shape == (400, 784) and abs(V.std() / (2 / (400 + 784)) ** 0.5 - 1) < 0.01
