@@ -27,6 +27,11 @@ def test_the_recipe_defaults():
         unlabelled_weight=1.0, ema=0.9999, epochs=300, steps_per_epoch=None, seed=0)
 
 
+def test_an_unknown_setting_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"unknown semi-supervised settings \['bogus'\]: choose from \['adam_eps', "):
+        make_ssl_config(bogus=1)
+
+
 def test_both_adams_take_lr_betas_and_eps_from_the_config():
     """Adam's own defaults (lr 1e-3, eps 1e-8) collapsed two runs: every setting must come from the config."""
     be = tg.Backend("numpy", "float64", seed=0)
