@@ -1,0 +1,90 @@
+"""MNIST as PNG scan folders for `tinygan ssl`: python benchmarks/png_training.py [--data DIR] [--out DIR] [--labels 100] [--seed 0] [--compare RECOGNIZER]
+
+Writes OUT/labelled/<digit>/ with the labelled digits `tinygan ssl --labels N --seed S` picks from the IDX files
+(the command's own split_rows), OUT/unlabelled/ flat with the other training digits and OUT/test/<digit>/ with the
+10,000 test digits, each as benchmarks/scan_roundtrip.py writes a scan (dark ink on light paper, 64 x 64, the
+digit scaled up to 36-44 px at a random place), and prints the two `tinygan ssl` commands to compare. With
+--compare FILE it writes nothing: it reads OUT/test with `tinygan read --recognizer FILE` and the same digits
+from the IDX arrays with tinygan.read_digits, and prints both accuracies.
+"""
+import argparse
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core for NumPy, before NumPy loads
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..")
+sys.path.insert(0, ROOT)
+import tinygan as tg  # noqa: E402
+from tinygan.data.augment import experiment_split  # noqa: E402
+from tinygan.data.split import split_rows  # noqa: E402
+
+p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+p.add_argument("--data", default="/work/shared/data/mnist", help="folder with MNIST's IDX files")
+p.add_argument("--out", default="/tmp/pngproof/scans", help="where labelled/, unlabelled/ and test/ go")
+p.add_argument("--labels", type=int, default=100, help="labelled digits, as tinygan ssl --labels (a multiple of 10)")
+p.add_argument("--seed", type=int, default=0, help="tinygan ssl's --seed (which digits are labelled) and the "
+               "seed of the scans' sizes and places")
+p.add_argument("--size", type=int, default=64, help="side of the scan in pixels")
+p.add_argument("--compare", metavar="RECOGNIZER", help="only read OUT/test with this recognizer.npz and compare "
+               "with reading the IDX test digits")
+args = p.parse_args()
+
+x, y, xt, yt, note = experiment_split(args.data, fallback=False)  # what `tinygan ssl --data DIR` learns and tests on
+test = os.path.join(args.out, "test")
+
+if args.compare:
+    cmd = [sys.executable, "-m", "tinygan", "read", "--recognizer", args.compare, test]
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), TQDM_DISABLE="1")
+    print("$ " + " ".join(cmd))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    m = re.search(r"accuracy ([0-9.]+)% \((\d+) of (\d+)\)", done.stdout)
+    if done.returncode != 0 or m is None:
+        sys.exit(f"tinygan read failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+    print("\n".join(done.stdout.strip().splitlines()[:2]))
+    model, _ = tg.load_recognizer(args.compare)
+    idx_accuracy = 100 * float((tg.read_digits(model, xt).labels == yt).mean())
+    png_accuracy = float(m.group(1))
+    print(f"accuracy on the PNG test scans (tinygan read): {png_accuracy:.2f}% ({m.group(2)} of {m.group(3)})")
+    print(f"accuracy on the IDX test digits (read_digits): {idx_accuracy:.2f}%")
+    print(f"difference: {png_accuracy - idx_accuracy:+.2f} points -> within 0.3 points: "
+          f"{'yes' if abs(png_accuracy - idx_accuracy) <= 0.3 else 'no'}")
+    sys.exit(0)
+
+# the labelled digits tinygan ssl --labels N --seed S picks (its defaults at 10+ per class: no --validation)
+config = {"validation": 0, "classes": [str(d) for d in range(10)], "labels": args.labels, "seed": args.seed,
+          "exclude_labelled": True}
+pick, rest, _ = split_rows(y, config)  # rest: every training digit not picked
+
+# scan_roundtrip.py is a script (it runs on import): take its write_scans function from its source and run it
+# here on each part. It writes x[i] as OUT/part/<str(y[i])>/NNNNN.png; a label "" puts the file flat in the part.
+source = open(os.path.join(HERE, "scan_roundtrip.py")).read()
+fn = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "write_scans")
+space = {"np": np, "Image": Image, "os": os, "args": args, "rng": np.random.default_rng(args.seed)}
+exec(compile(ast.Module([fn], []), "scan_roundtrip.py", "exec"), space)
+
+parts = [("labelled", x[pick], y[pick]), ("unlabelled", x[rest], [""] * len(rest)), ("test", xt, yt)]
+for name, images, labels in parts:
+    folder = os.path.join(args.out, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    for label in sorted(set(map(str, labels))):
+        os.makedirs(os.path.join(folder, label))
+    t0 = time.perf_counter()
+    space.update(x=images, y=labels, scans=folder)
+    space["write_scans"]()
+    print(f"wrote {len(images)} {args.size} x {args.size} scans to {folder} in {time.perf_counter() - t0:.0f} s")
+
+print(f"{note}\n{len(pick)} labelled (rows {', '.join(map(str, pick[:5]))}, ...), {len(rest)} unlabelled, "
+      f"{len(xt)} test digits. The two runs to compare:")
+print(f"python -m tinygan ssl --labels {args.labels} --seed {args.seed} --data {args.data} --out RUN_IDX")
+print(f"python -m tinygan ssl --labelled {args.out}/labelled --unlabelled {args.out}/unlabelled --test {test} "
+      f"--seed {args.seed} --out RUN_PNG")
+print(f"python benchmarks/png_training.py --out {args.out} --compare RUN_PNG/recognizer.npz")
