@@ -42,21 +42,29 @@ x, y, xt, yt, note = experiment_split(args.data, fallback=False)  # what `tinyga
 test = os.path.join(args.out, "test")
 
 if args.compare:
-    cmd = [sys.executable, "-m", "tinygan", "read", "--recognizer", args.compare, test]
+    csv = os.path.join(args.out, "readings.csv")
+    cmd = [sys.executable, "-m", "tinygan", "read", "--recognizer", args.compare, test, "--csv", csv]
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), TQDM_DISABLE="1")
     print("$ " + " ".join(cmd))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
-    m = re.search(r"accuracy ([0-9.]+)% \((\d+) of (\d+)\)", done.stdout)
+    m = re.search(r"accuracy ([0-9.]+)% \((\d+) of (\d+)\)", done.stderr)  # the readings go to stdout
     if done.returncode != 0 or m is None:
-        sys.exit(f"tinygan read failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
-    print("\n".join(done.stdout.strip().splitlines()[:2]))
+        sys.exit(f"tinygan read failed ({done.returncode}): {done.stderr.strip()}")
+    print("\n".join(done.stderr.strip().splitlines()[:2]))
     model, _ = tg.load_recognizer(args.compare)
-    idx_accuracy = 100 * float((tg.read_digits(model, xt).labels == yt).mean())
+    idx_label = tg.read_digits(model, xt).labels
+    idx_accuracy = 100 * float((idx_label == yt).mean())
+    png_label = np.full(len(xt), -1)
+    with open(csv) as f:
+        for line in f.read().splitlines()[1:]:  # path,label,...: the file name is the digit's row in the test set
+            path, label = line.split(",")[:2]
+            png_label[int(os.path.basename(path)[:5])] = int(label)
     png_accuracy = float(m.group(1))
     print(f"accuracy on the PNG test scans (tinygan read): {png_accuracy:.2f}% ({m.group(2)} of {m.group(3)})")
     print(f"accuracy on the IDX test digits (read_digits): {idx_accuracy:.2f}%")
     print(f"difference: {png_accuracy - idx_accuracy:+.2f} points -> within 0.3 points: "
-          f"{'yes' if abs(png_accuracy - idx_accuracy) <= 0.3 else 'no'}")
+          f"{'yes' if abs(png_accuracy - idx_accuracy) <= 0.3 else 'no'}; both read the same digit for "
+          f"{100 * float((png_label == idx_label).mean()):.2f}% of the {len(xt)}")
     sys.exit(0)
 
 # the labelled digits tinygan ssl --labels N --seed S picks (its defaults at 10+ per class: no --validation)
