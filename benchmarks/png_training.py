@@ -47,10 +47,11 @@ if args.compare:
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), TQDM_DISABLE="1")
     print("$ " + " ".join(cmd))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
-    m = re.search(r"accuracy ([0-9.]+)% \((\d+) of (\d+)\)", done.stderr)  # the readings go to stdout
+    said = done.stdout + done.stderr  # the summary: stdout with --csv
+    m = re.search(r"accuracy ([0-9.]+)% \((\d+) of (\d+)\)", said)
     if done.returncode != 0 or m is None:
-        sys.exit(f"tinygan read failed ({done.returncode}): {done.stderr.strip()}")
-    print("\n".join(done.stderr.strip().splitlines()[:2]))
+        sys.exit(f"tinygan read failed ({done.returncode}): {said.strip()}")
+    print("\n".join(said.strip().splitlines()[:2]))
     model, _ = tg.load_recognizer(args.compare)
     idx_label = tg.read_digits(model, xt).labels
     idx_accuracy = 100 * float((idx_label == yt).mean())
