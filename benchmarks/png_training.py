@@ -37,6 +37,8 @@ p.add_argument("--size", type=int, default=64, help="side of the scan in pixels"
 p.add_argument("--compare", metavar="RECOGNIZER", help="only read OUT/test with this recognizer.npz and compare "
                "with reading the IDX test digits")
 args = p.parse_args()
+if args.labels <= 0 or args.labels % 10:
+    p.error(f"--labels {args.labels}: must be a positive multiple of 10 (the same number of each digit)")
 
 x, y, xt, yt, note = experiment_split(args.data, fallback=False)  # what `tinygan ssl --data DIR` learns and tests on
 test = os.path.join(args.out, "test")
