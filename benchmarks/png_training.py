@@ -8,7 +8,6 @@ digit scaled up to 36-44 px at a random place), and prints the two `tinygan ssl`
 from the IDX arrays with tinygan.read_digits, and prints both accuracies.
 """
 import argparse
-import ast
 import os
 import re
 import shutil
@@ -18,12 +17,12 @@ import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core for NumPy, before NumPy loads
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, ROOT)
 import tinygan as tg  # noqa: E402
+from scans import write_scans  # noqa: E402  (benchmarks/scans.py)
 from tinygan.data.augment import experiment_split  # noqa: E402
 from tinygan.data.split import split_rows  # noqa: E402
 
@@ -75,12 +74,7 @@ config = {"validation": 0, "classes": [str(d) for d in range(10)], "labels": arg
           "exclude_labelled": True}
 pick, rest, _ = split_rows(y, config)  # rest: every training digit not picked
 
-# scan_roundtrip.py is a script (it runs on import): take its write_scans function from its source and run it
-# here on each part. It writes x[i] as OUT/part/<str(y[i])>/NNNNN.png; a label "" puts the file flat in the part.
-source = open(os.path.join(HERE, "scan_roundtrip.py")).read()
-fn = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "write_scans")
-space = {"np": np, "Image": Image, "os": os, "args": args, "rng": np.random.default_rng(args.seed)}
-exec(compile(ast.Module([fn], []), "scan_roundtrip.py", "exec"), space)
+rng = np.random.default_rng(args.seed)
 
 parts = [("labelled", x[pick], y[pick]), ("unlabelled", x[rest], [""] * len(rest)), ("test", xt, yt)]
 for name, images, labels in parts:
@@ -89,8 +83,7 @@ for name, images, labels in parts:
     for label in sorted(set(map(str, labels))):
         os.makedirs(os.path.join(folder, label))
     t0 = time.perf_counter()
-    space.update(x=images, y=labels, scans=folder)
-    space["write_scans"]()
+    write_scans(images, labels, folder, args.size, rng)
     print(f"wrote {len(images)} {args.size} x {args.size} scans to {folder} in {time.perf_counter() - t0:.0f} s")
 
 print(f"{note}\n{len(pick)} labelled (rows {', '.join(map(str, pick[:5]))}, ...), {len(rest)} unlabelled, "

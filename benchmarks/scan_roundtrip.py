@@ -27,6 +27,7 @@ from PIL import Image  # noqa: E402
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 import tinygan as tg  # noqa: E402
+from scans import write_scans  # noqa: E402  (benchmarks/scans.py)
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("--recognizer", default="/work/runs/tune/ebc20/recognizer.npz", help="a recognizer.npz")
@@ -97,23 +98,7 @@ for d in range(10):
 rng = np.random.default_rng(args.seed)
 
 
-def write_scans():
-    for i, (img, label) in enumerate(zip(x, y)):
-        rows, cols = np.flatnonzero(img.any(axis=1)), np.flatnonzero(img.any(axis=0))
-        ink = img[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float32) / 255  # cropped to the ink
-        h, w = ink.shape
-        side = rng.integers(36, 45)                          # the longer side, 36..44 px
-        nh, nw = max(1, round(h * side / max(h, w))), max(1, round(w * side / max(h, w)))
-        big = np.clip(np.asarray(Image.fromarray(ink, mode="F").resize((nw, nh), Image.BILINEAR)), 0, 1)
-        page = np.zeros((args.size, args.size), np.float32)
-        top, left = rng.integers(4, args.size - nh - 3), rng.integers(4, args.size - nw - 3)  # margin >= 4 px
-        page[top:top + nh, left:left + nw] = big
-        scan = 240 - 220 * page + rng.normal(0, 2, page.shape)  # paper 240, darkest ink 20, a little noise
-        Image.fromarray(np.clip(np.rint(scan), 0, 255).astype(np.uint8), mode="L").save(
-            os.path.join(scans, str(label), f"{i:05d}.png"))
-
-
-_, wall, cpu = timed(write_scans)
+_, wall, cpu = timed(lambda: write_scans(x, y, scans, args.size, rng))
 say_time(f"wrote {args.size} x {args.size} scans to {scans}", len(x), wall, cpu)
 
 # --- 2. the real command on the folder, twice: decoding, then the decode cache -------------------------
