@@ -270,3 +270,15 @@ def test_the_generator_output_starts_at_the_spread_of_a_glorot_layer_from_its_la
     gan = SSLGAN(make_ssl_config(d_hidden=[8], g_hidden=[50, 400], latent_dim=10), be)
     V = be.to_host(gan.G.layers[-2].V)
     assert V.shape == (400, 784) and abs(V.std() / (2 / (400 + 784)) ** 0.5 - 1) < 0.01
+
+
+@pytest.mark.parametrize("setting", [dict(lr=float("nan")), dict(epochs=-5), dict(entropy_weight=-1),
+                                     dict(batch_size=0), dict(decay_fraction=1.5), dict(pseudo_threshold=0)])
+def test_settings_out_of_range_are_refused_by_name(setting):
+    (key, value), = setting.items()
+    with pytest.raises(ValueError, match=rf"make_ssl_config: {key} is "):
+        make_ssl_config(**setting)
+    config = make_ssl_config()
+    config[key] = value                          # a config built by hand reaches SSLGAN: refused there too
+    with pytest.raises(ValueError, match=rf"SSLGAN: {key} is "):
+        SSLGAN(config, tg.Backend("numpy"))

@@ -10,7 +10,7 @@ from ..engine.losses import feature_matching, softmax_cross_entropy, softplus, l
 from ..engine.norm import BatchNorm, WeightNormDense, init_from_data
 from ..engine.optim import Adam, linear_decay
 from ..engine.regularizers import class_balance, consistency, entropy, pull_away
-from .fields import sizes_of  # (pixels, classes) of a config: its data's, MNIST's 784 and 10 by default
+from .fields import SSL_FIELDS, sizes_of  # (pixels, classes) of a config: its data's, MNIST's 784 and 10 by default
 
 # The published MNIST recipe: D 784 -> 1000 -> 500 -> 250 -> 250 -> 250 -> 10, weight-normalised, ReLU, Gaussian
 # noise 0.3 on the input and 0.5 after each hidden layer; G 100 uniform -> 500 -> 500 (softplus, batch norm)
@@ -49,7 +49,16 @@ def make_ssl_config(**overrides):
     unknown = sorted(set(overrides) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown semi-supervised settings {unknown}: choose from {sorted(DEFAULTS)}")
-    return {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
+    return check_ssl_config({**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}, "make_ssl_config")
+
+
+def check_ssl_config(config, where):
+    """config, or ValueError naming the first setting out of the range a checkpoint allows (None: not yet set)."""
+    for key, (ok, what, *_) in SSL_FIELDS.items():
+        value = config.get(key)
+        if value is not None and not ok(value):
+            raise ValueError(f"{where}: {key} is {value!r}, it must be {what}")
+    return config
 
 
 def build_discriminator(c, be):
@@ -77,7 +86,7 @@ class SSLGAN:
     ema_key = "D_ema"  # the checkpoint entry of the averaged weights (of D here)
 
     def __init__(self, config, be):
-        self.config, self.be, self.iteration = config, be, 0
+        self.config, self.be, self.iteration = check_ssl_config(config, "SSLGAN"), be, 0
         self.pixels, self.n_classes = sizes_of(config)
         self.G, self.D = build_generator(config, be), build_discriminator(config, be)
         self.features = len(self.D.layers) - 2  # D.forward(x, upto=features): the last hidden layer's ReLU output
