@@ -237,3 +237,12 @@ def test_ssl_resume_keeps_its_sample_interval(tmp_path, monkeypatch):
     ssl.main(["--resume", str(out / "checkpoint.npz"), "--epochs", "4"])
     assert titles == ["G after epoch 3", "G after epoch 4"]  # every epoch, as the run was started
     assert json.loads(str(arrays(out / "checkpoint.npz")["run"])) == {"sample_every": 1}
+
+
+def test_ssl_done_line_says_which_epochs_this_run_trained(tmp_path, capsys):
+    from tinygan.commands import ssl
+    out = tmp_path / "s"
+    ssl.main(["--quick", "--epochs", "1", "--out", str(out)])
+    assert "done: 1 epochs (0 → 1)" in capsys.readouterr().out
+    ssl.main(["--resume", str(out / "checkpoint.npz"), "--epochs", "3"])
+    assert "done: 2 epochs (1 → 3)" in capsys.readouterr().out

@@ -257,6 +257,7 @@ def loop(args, prog, config, gan, be, split, out, records):
     print(f"semi-supervised GAN: {config['labels']} labelled + {len(x)} unlabelled digits, {args.backend}, "
           f"batch {B}x3, {steps} steps/epoch, epochs {gan.iteration // steps}->{config['epochs']}, out {out}/")
     start, order, sums, summed = time.time() - (records[-1]["seconds"] if records else 0.0), None, {}, 0
+    from_epoch = gan.iteration // steps  # the epoch this process starts from (a resume: the checkpoint's)
     bar = tqdm(total=total, initial=gan.iteration, unit="it", dynamic_ncols=True)
     # NaN or inf is caught by the finite guard below and named there: NumPy's own warnings would only repeat it
     with bar, Signals() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
@@ -324,7 +325,9 @@ def loop(args, prog, config, gan, be, split, out, records):
         print(f"{prog}: stopped by {stop.name} after step {gan.iteration}; saved {ckpt}. To continue: {resume}")
         sys.exit(stop.exit_code)
     err = records[-1]["test_err"] if records else None
-    print(f"done: {gan.iteration // steps} epochs in {time.time() - start:.0f}s, test error {100 * err:.2f}% "
+    done = gan.iteration // steps
+    print(f"done: {done - from_epoch} epochs ({from_epoch} → {done}), {time.time() - start:.0f}s in all, "
+          f"test error {100 * err:.2f}% "
           f"({round(err * len(x_test))} of {len(x_test)} test digits). Wrote to {out}/: config.json, log.jsonl, "
           "curves.png, samples.png, checkpoint.npz, recognizer.npz")
     print(f"read images: tinygan read --recognizer {shlex.quote(os.path.join(out, 'recognizer.npz'))} PATH...  "
