@@ -10,7 +10,7 @@ import numpy as np
 
 from ..engine.backend import get_backend
 from .classifier import softmax
-from ..run.fileio import atomic_write
+from ..run.fileio import atomic_write, npz_headers, npz_read
 from ..engine.layers import Dense, ReLU, Sequential
 from ..engine.norm import WeightNormDense
 
@@ -63,19 +63,6 @@ def export_recognizer(path, gan, info=None):
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def _header(zf, name, path):
-    """(shape, dtype, header bytes) of an .npy member, read from its header alone."""
-    fmt = np.lib.format
-    with zf.open(name) as f:
-        try:
-            version = fmt.read_magic(f)
-            reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-            shape, fortran, dtype = reader(f)
-        except (ValueError, OSError, EOFError) as e:
-            raise RecognizerError(f"{path}: member {name!r} is not a .npy array ({e}); {HOW}") from None
-        return shape, dtype, f.tell(), fortran
-
-
 def _member(zf, name, path, shape, kinds, most):
     """The array of member name, after its header's shape and dtype and its sizes (zip bomb) are checked."""
     try:
@@ -85,19 +72,17 @@ def _member(zf, name, path, shape, kinds, most):
     if zi.file_size > most:
         raise RecognizerError(f"{path}: member {name!r} unpacks to {zi.file_size} bytes, more than the {most} its "
                               f"sizes allow (a damaged or hostile file); {HOW}")
-    got, dtype, head, fortran = _header(zf, name, path)
-    if dtype.kind not in kinds or (dtype.kind == "f" and dtype.itemsize not in (4, 8)) or dtype.hasobject:
+    try:  # the npy header alone, checked against the member's size (run/fileio.py, as checkpoints are read)
+        header = npz_headers(zf, lambda member: member == name[:-4])[name[:-4]]
+    except (ValueError, OSError, EOFError) as e:
+        raise RecognizerError(f"{path}: {e}; the file is damaged: {HOW}") from None
+    dtype, got = header.dtype, header.shape
+    if dtype.kind not in kinds or (dtype.kind == "f" and dtype.itemsize not in (4, 8)):
         want = "float32 or float64" if kinds == "f" else "a text string"
         raise RecognizerError(f"{path}: member {name!r} holds {dtype}, it must be {want}; {HOW}")
     if tuple(got) != tuple(shape):
         raise RecognizerError(f"{path}: member {name!r} has shape {tuple(got)}, its sizes say {tuple(shape)}; {HOW}")
-    if zi.file_size != head + math.prod(got) * dtype.itemsize:
-        raise RecognizerError(f"{path}: member {name!r} is {zi.file_size} bytes, its header says "
-                              f"{head + math.prod(got) * dtype.itemsize}; the file is damaged: {HOW}")
-    with zf.open(name) as f:
-        f.seek(head)
-        a = np.frombuffer(f.read(), dtype=dtype)
-    return a.reshape(got, order="F" if fortran else "C")
+    return npz_read(zf, header)
 
 
 def _check_info(info, path):
