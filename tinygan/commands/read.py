@@ -7,9 +7,9 @@ import sys
 import numpy as np
 
 from ..run import cli
-from ..run.limits import MAX_LABEL
 from . import guarded
 from ..data import sources
+from ..data.split import add_idx_flags
 from ..models.recognizer import load_recognizer, read_digits
 from ..run.fileio import atomic_write
 
@@ -30,9 +30,7 @@ def parser(prog=None):
                    "labels, for the accuracy")
     p.add_argument("--no-normalize", action="store_true", help="feed images as given (they must match the "
                    "recognizer's size) instead of MNIST's preprocessing")
-    p.add_argument("--transpose", action="store_true", help="an IDX set stored transposed (EMNIST)")
-    p.add_argument("--label-offset", type=cli.count(MAX_LABEL), default=0,
-                   help="subtract this from IDX labels (EMNIST letters: 1)")
+    add_idx_flags(p)
     return p
 
 

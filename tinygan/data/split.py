@@ -15,6 +15,13 @@ SOURCE_FLAGS = ("data", "labelled", "unlabelled", "labels_file", "test", "transp
 HOLDOUT = 6  # a set with no test split of its own: every 6th image (in a fixed random order) is held out to test on
 
 
+def add_idx_flags(p):
+    """The flags of an IDX set stored as EMNIST stores it (tinygan ssl, train and read)."""
+    p.add_argument("--transpose", action="store_true", help="IDX images stored transposed (EMNIST)")
+    p.add_argument("--label-offset", type=count(MAX_LABEL), default=0,
+                   help="subtract this from IDX labels (EMNIST letters: 1)")
+
+
 def add_data_flags(p):
     """The data flags of tinygan ssl."""
     p.add_argument("--data", metavar="PATH", help="MNIST's IDX folder (default: found or downloaded), another IDX "
@@ -28,9 +35,7 @@ def add_data_flags(p):
                    "images among them (files relative to --unlabelled)")
     p.add_argument("--test", metavar="DIR", help="test images in class folders (default: the set's test split, "
                    "else every 6th image held out; with --labelled, the labelled images)")
-    p.add_argument("--transpose", action="store_true", help="IDX images stored transposed (EMNIST)")
-    p.add_argument("--label-offset", type=count(MAX_LABEL), default=0,
-                   help="subtract this from IDX labels (EMNIST letters: 1)")
+    add_idx_flags(p)
     p.add_argument("--no-normalize", action="store_true", help="keep images as given (all one size) instead of "
                    "MNIST's preprocessing (bright ink, cropped, 20 px in 28 x 28 by centre of mass)")
     p.add_argument("--new-data", action="store_true", help="with --resume: train on data other than the checkpoint's")
@@ -178,9 +183,7 @@ def gan_data(args, config, resuming, fallback=None):
 
 def add_gan_data_flags(p):
     """The data flags tinygan train has beside --data."""
-    p.add_argument("--transpose", action="store_true", help="IDX images stored transposed (EMNIST)")
-    p.add_argument("--label-offset", type=count(MAX_LABEL), default=0,
-                   help="subtract this from IDX labels (EMNIST letters: 1)")
+    add_idx_flags(p)
     p.add_argument("--no-normalize", action="store_true", help="image folders: keep images as given (all one size)")
     p.add_argument("--new-data", action="store_true", help="with --resume: train on data other than the checkpoint's")
 
