@@ -5,7 +5,7 @@ from ..run import cli
 from . import guarded
 from ..engine.backend import Backend
 from ..models.checkpoint import SSL_FIELDS, CheckpointError, load_checkpoint, read_checkpoint
-from ..models.recognizer import RecognizerError, export_recognizer
+from ..models.recognizer import RecognizerError, export_recognizer, load_recognizer
 from ..models.ssl import SSLGAN
 
 
@@ -55,3 +55,22 @@ def export(argv, prog):
     gan = cli.named("--checkpoint", CheckpointError, export_checkpoint, args.checkpoint, out)
     print(f"wrote {out}: {len(gan.config.get('classes', range(10)))} classes, epoch "
           f"{gan.iteration // gan.config['steps_per_epoch']}; read images with: tinygan read --recognizer {out} PATH...")
+
+
+def finished(prog, args, arrays, config):
+    """True (after saying so) when a resumed run already reached its target: it says where its recognizer is,
+    writing it from the checkpoint if it is missing or older than the checkpoint."""
+    it, steps = int(arrays["iteration"]), config["steps_per_epoch"]
+    done = it // steps
+    if it % steps or (args.epochs or config["epochs"]) != done:
+        return False
+    rec = os.path.join(os.path.dirname(args.resume) or ".", "recognizer.npz")
+    try:
+        fresh = load_recognizer(rec)[1].get("iteration") == it
+    except RecognizerError:
+        fresh = False
+    if not fresh:
+        export_checkpoint(args.resume, rec)
+    print(f"{prog}: this run is finished: {done} of {done} epochs done; its recognizer is {rec} "
+          f"({cli.shell(prog, 'ssl', '--resume', args.resume, '--epochs')} N, N above {done}, trains further)")
+    return True

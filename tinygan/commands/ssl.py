@@ -18,7 +18,7 @@ from ..data.split import SOURCE_FLAGS, add_data_flags, split_rows, ssl_data
 from ..engine.backend import Backend
 from ..models.checkpoint import SSL_FIELDS, CheckpointError, check_fields, load_checkpoint, read_checkpoint, save_checkpoint
 from ..run.plots import plot_ssl_curves, save_grid
-from .export import recognizer_info
+from .export import finished, recognizer_info
 from ..models.recognizer import export_recognizer
 from ..run.runs import PRODUCTS, Run, Signals, append_log, check_resume_flags, check_target, first_nonfinite
 from ..models.ssl import DEFAULTS, FEW_LABELS, SSLGAN, few_label_defaults, make_ssl_config
@@ -170,27 +170,6 @@ def train(argv, prog):
         loop(args, prog, config, gan, be, (x, y, x_test, y_test, pick, unlabelled, held), out, records)
     finally:
         run.close()
-
-
-def finished(prog, args, arrays, config):
-    """True (after saying so) when a resumed run already reached its target: it says where its recognizer is,
-    writing it from the checkpoint if it is missing or older than the checkpoint."""
-    from .export import export_checkpoint
-    from ..models.recognizer import RecognizerError, load_recognizer
-    it, steps = int(arrays["iteration"]), config["steps_per_epoch"]
-    done = it // steps
-    if it % steps or (args.epochs or config["epochs"]) != done:
-        return False
-    rec = os.path.join(os.path.dirname(args.resume) or ".", "recognizer.npz")
-    try:
-        fresh = load_recognizer(rec)[1].get("iteration") == it
-    except RecognizerError:
-        fresh = False
-    if not fresh:
-        export_checkpoint(args.resume, rec)
-    print(f"{prog}: this run is finished: {done} of {done} epochs done; its recognizer is {rec} "
-          f"({cli.shell(prog, 'ssl', '--resume', args.resume, '--epochs')} N, N above {done}, trains further)")
-    return True
 
 
 def epoch_order(seed, epoch, n_unlabelled, n_labelled, rows):
